@@ -1,0 +1,8 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod shard;
+mod store;
+
+pub use config::MemoryConfig;
+pub use store::{MemoryStats, MemoryStore, MemoryStoreBuilder};

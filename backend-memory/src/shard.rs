@@ -1,0 +1,495 @@
+//! One lock shard: a hash table plus the S3-FIFO queues and a TTL heap.
+//!
+//! S3-FIFO (Yang et al., SOSP 2023): new keys enter a small FIFO (10% of the shard); a key read again
+//! while there moves to the main FIFO, the rest leave and are remembered in a ghost FIFO of hashes; a
+//! key in the ghost re-enters straight into main. Main is a CLOCK with a 2-bit frequency. Reads only
+//! bump an atomic counter, so they run under a shared lock.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use std::cell::Cell;
+
+use bytes::Bytes;
+use cache_core::Clock;
+use hashbrown::HashTable;
+
+pub(crate) const NEVER: u64 = u64::MAX;
+const MAX_FREQ: u8 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Small,
+    Main,
+}
+
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) key: Box<str>,
+    pub(crate) value: Bytes,
+    /// Clock millisecond at which the entry expires, or [`NEVER`].
+    pub(crate) expires_at: u64,
+    freq: AtomicU8,
+    hash: u64,
+    id: u64,
+    queue: Queue,
+}
+
+impl Entry {
+    pub(crate) fn is_live(&self, now: &Now<'_>) -> bool {
+        self.expires_at == NEVER || now.get() < self.expires_at
+    }
+
+    pub(crate) fn touch(&self) {
+        let f = self.freq.load(Ordering::Relaxed);
+        if f < MAX_FREQ {
+            self.freq.store(f + 1, Ordering::Relaxed);
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.key.len() + self.value.len()
+    }
+}
+
+/// The current time, read from the clock at most once and only if an entry with a TTL needs it.
+pub(crate) struct Now<'a> {
+    clock: &'a dyn Clock,
+    millis: Cell<Option<u64>>,
+}
+
+impl<'a> Now<'a> {
+    pub(crate) fn new(clock: &'a dyn Clock) -> Self {
+        Now {
+            clock,
+            millis: Cell::new(None),
+        }
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        match self.millis.get() {
+            Some(m) => m,
+            None => {
+                let m = self.clock.now_millis();
+                self.millis.set(Some(m));
+                m
+            }
+        }
+    }
+}
+
+/// A queue slot: which entry, by hash and id (stale slots of removed entries are skipped).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u64,
+    id: u64,
+}
+
+#[derive(Debug, Default)]
+struct Fifo {
+    slots: VecDeque<Slot>,
+    len: usize,
+    bytes: usize,
+}
+
+/// Why an entry left the shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    Evicted,
+    Expired,
+    Deleted,
+}
+
+/// Counts of entries that left the shard, for the store's stats.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Departures {
+    pub(crate) evicted: u64,
+    pub(crate) expired: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shard {
+    table: HashTable<Entry>,
+    small: Fifo,
+    main: Fifo,
+    ghost: Ghost,
+    expiries: BinaryHeap<Reverse<(u64, u64, u64)>>,
+    next_id: u64,
+    max_entries: usize,
+    max_bytes: usize,
+    small_max_entries: usize,
+    small_max_bytes: usize,
+    pub(crate) departures: Departures,
+}
+
+impl Shard {
+    pub(crate) fn new(max_entries: usize, max_bytes: usize) -> Self {
+        Shard {
+            table: HashTable::new(),
+            small: Fifo::default(),
+            main: Fifo::default(),
+            ghost: Ghost::new(max_entries),
+            expiries: BinaryHeap::new(),
+            next_id: 0,
+            max_entries,
+            max_bytes,
+            small_max_entries: (max_entries / 10).max(1),
+            small_max_bytes: (max_bytes / 10).max(1),
+            departures: Departures::default(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.small.bytes + self.main.bytes
+    }
+
+    /// The entry under `key`, live or not.
+    pub(crate) fn find(&self, hash: u64, key: &str) -> Option<&Entry> {
+        self.table.find(hash, |e| &*e.key == key)
+    }
+
+    /// The live entry under `key`; an expired one is removed.
+    pub(crate) fn find_live_mut(
+        &mut self,
+        hash: u64,
+        key: &str,
+        now: &Now<'_>,
+    ) -> Option<&mut Entry> {
+        let live = self.find(hash, key)?.is_live(now);
+        if !live {
+            self.remove(hash, key, Removal::Expired);
+            return None;
+        }
+        self.table.find_mut(hash, |e| &*e.key == key)
+    }
+
+    /// Writes `value` under `key`. `keep_position` entries stay in their queue; new ones are admitted
+    /// through S3-FIFO, evicting as needed to respect both bounds. The caller has checked that the
+    /// entry fits in the shard.
+    pub(crate) fn upsert(
+        &mut self,
+        hash: u64,
+        key: &str,
+        value: Bytes,
+        expires_at: u64,
+        now: &Now<'_>,
+    ) {
+        if let Some(entry) = self.find_live_mut(hash, key, now) {
+            let (old_size, old_expiry, queue, id) =
+                (entry.size(), entry.expires_at, entry.queue, entry.id);
+            entry.value = value;
+            entry.expires_at = expires_at;
+            let new_size = entry.size();
+            let fifo = self.fifo_mut(queue);
+            fifo.bytes = fifo.bytes + new_size - old_size;
+            if expires_at != NEVER && expires_at != old_expiry {
+                self.expiries.push(Reverse((expires_at, hash, id)));
+            }
+            self.make_room(0, now);
+            return;
+        }
+        let size = key.len() + value.len();
+        self.make_room(size, now);
+        let id = self.next_id;
+        self.next_id += 1;
+        let queue = if self.ghost.remove(hash) {
+            Queue::Main
+        } else {
+            Queue::Small
+        };
+        let fifo = self.fifo_mut(queue);
+        fifo.slots.push_back(Slot { hash, id });
+        fifo.len += 1;
+        fifo.bytes += size;
+        if expires_at != NEVER {
+            self.expiries.push(Reverse((expires_at, hash, id)));
+        }
+        let entry = Entry {
+            key: key.into(),
+            value,
+            expires_at,
+            freq: AtomicU8::new(0),
+            hash,
+            id,
+            queue,
+        };
+        self.table.insert_unique(hash, entry, |e| e.hash);
+    }
+
+    /// Sets the expiry of a live entry; returns whether it existed.
+    pub(crate) fn set_expiry(
+        &mut self,
+        hash: u64,
+        key: &str,
+        expires_at: u64,
+        now: &Now<'_>,
+    ) -> bool {
+        let Some(entry) = self.find_live_mut(hash, key, now) else {
+            return false;
+        };
+        entry.expires_at = expires_at;
+        let id = entry.id;
+        if expires_at != NEVER {
+            self.expiries.push(Reverse((expires_at, hash, id)));
+        }
+        true
+    }
+
+    /// Removes `key` if present (live or not); returns the entry.
+    pub(crate) fn remove(&mut self, hash: u64, key: &str, why: Removal) -> Option<Entry> {
+        let entry = self
+            .table
+            .find_entry(hash, |e| &*e.key == key)
+            .ok()?
+            .remove()
+            .0;
+        self.account_removal(&entry, why);
+        Some(entry)
+    }
+
+    /// Removes every entry whose key starts with `prefix`; returns how many live ones it removed.
+    pub(crate) fn remove_prefix(&mut self, prefix: &str, now: &Now<'_>) -> u64 {
+        let mut removed = Vec::new();
+        self.table.retain(|e| {
+            let hit = e.key.starts_with(prefix);
+            if hit {
+                removed.push((e.size(), e.queue, e.is_live(now)));
+            }
+            !hit
+        });
+        let mut live = 0;
+        for (size, queue, is_live) in removed {
+            let fifo = self.fifo_mut(queue);
+            fifo.len -= 1;
+            fifo.bytes -= size;
+            if is_live {
+                live += 1;
+            } else {
+                self.departures.expired += 1;
+            }
+        }
+        self.compact_if_sparse();
+        live
+    }
+
+    /// Live keys with `prefix` that sort after `after`, the `count` smallest of them, sorted.
+    pub(crate) fn keys_after(
+        &self,
+        prefix: &str,
+        after: &str,
+        count: usize,
+        now: &Now<'_>,
+    ) -> Vec<String> {
+        let mut keys: Vec<&str> = self
+            .table
+            .iter()
+            .filter(|e| e.key.starts_with(prefix) && &*e.key > after && e.is_live(now))
+            .map(|e| &*e.key)
+            .collect();
+        if keys.len() > count {
+            keys.select_nth_unstable(count);
+            keys.truncate(count);
+        }
+        keys.sort_unstable();
+        keys.into_iter().map(str::to_owned).collect()
+    }
+
+    /// Removes up to `budget` entries whose TTL has passed; returns whether any expired entry may remain.
+    pub(crate) fn purge_expired(&mut self, now: &Now<'_>, budget: usize) -> bool {
+        for _ in 0..budget {
+            let Some(&Reverse((at, hash, id))) = self.expiries.peek() else {
+                return false;
+            };
+            if at > now.get() {
+                return false;
+            }
+            self.expiries.pop();
+            let current = self
+                .table
+                .find(hash, |e| e.id == id)
+                .is_some_and(|e| e.expires_at == at);
+            if current {
+                self.remove_by_id(hash, id, Removal::Expired);
+            }
+        }
+        true
+    }
+
+    /// Whether the shard has expiry work due (cheap check before taking a write lock).
+    pub(crate) fn has_due_expiry(&self, now: &Now<'_>) -> bool {
+        self.expiries
+            .peek()
+            .is_some_and(|Reverse((at, _, _))| *at <= now.get())
+    }
+
+    fn make_room(&mut self, incoming: usize, now: &Now<'_>) {
+        let extra_entry = usize::from(incoming > 0);
+        while !self.table.is_empty()
+            && (self.table.len() + extra_entry > self.max_entries
+                || self.bytes() + incoming > self.max_bytes)
+        {
+            let small_over =
+                self.small.len > self.small_max_entries || self.small.bytes > self.small_max_bytes;
+            if small_over || self.main.len == 0 {
+                self.evict_from_small(now);
+            } else {
+                self.evict_from_main(now);
+            }
+        }
+    }
+
+    fn evict_from_small(&mut self, now: &Now<'_>) {
+        while let Some(slot) = self.small.slots.pop_front() {
+            let Some(entry) = self.table.find_mut(slot.hash, |e| e.id == slot.id) else {
+                continue;
+            };
+            if !entry.is_live(now) {
+                self.remove_by_id(slot.hash, slot.id, Removal::Expired);
+            } else if entry.freq.load(Ordering::Relaxed) > 0 {
+                entry.freq.store(0, Ordering::Relaxed);
+                entry.queue = Queue::Main;
+                let size = entry.size();
+                self.small.len -= 1;
+                self.small.bytes -= size;
+                self.main.len += 1;
+                self.main.bytes += size;
+                self.main.slots.push_back(slot);
+            } else {
+                self.remove_by_id(slot.hash, slot.id, Removal::Evicted);
+                self.ghost.insert(slot.hash);
+            }
+            return;
+        }
+    }
+
+    fn evict_from_main(&mut self, now: &Now<'_>) {
+        while let Some(slot) = self.main.slots.pop_front() {
+            let Some(entry) = self.table.find(slot.hash, |e| e.id == slot.id) else {
+                continue;
+            };
+            if !entry.is_live(now) {
+                self.remove_by_id(slot.hash, slot.id, Removal::Expired);
+                return;
+            }
+            let f = entry.freq.load(Ordering::Relaxed);
+            if f > 0 {
+                entry.freq.store(f - 1, Ordering::Relaxed);
+                self.main.slots.push_back(slot);
+            } else {
+                self.remove_by_id(slot.hash, slot.id, Removal::Evicted);
+                return;
+            }
+        }
+    }
+
+    fn remove_by_id(&mut self, hash: u64, id: u64, why: Removal) {
+        if let Ok(found) = self.table.find_entry(hash, |e| e.id == id) {
+            let entry = found.remove().0;
+            self.account_removal(&entry, why);
+        }
+    }
+
+    fn account_removal(&mut self, entry: &Entry, why: Removal) {
+        let fifo = self.fifo_mut(entry.queue);
+        fifo.len -= 1;
+        fifo.bytes -= entry.size();
+        match why {
+            Removal::Evicted => self.departures.evicted += 1,
+            Removal::Expired => self.departures.expired += 1,
+            Removal::Deleted => {}
+        }
+        self.compact_if_sparse();
+    }
+
+    /// Drops stale slots once they outnumber live ones, so deletes cannot grow the queues forever.
+    fn compact_if_sparse(&mut self) {
+        for queue in [Queue::Small, Queue::Main] {
+            let fifo = match queue {
+                Queue::Small => &self.small,
+                Queue::Main => &self.main,
+            };
+            if fifo.slots.len() > 2 * fifo.len + 64 {
+                let (table, fifo) = match queue {
+                    Queue::Small => (&self.table, &mut self.small),
+                    Queue::Main => (&self.table, &mut self.main),
+                };
+                fifo.slots.retain(|s| {
+                    table
+                        .find(s.hash, |e| e.id == s.id)
+                        .is_some_and(|e| e.queue == queue)
+                });
+            }
+        }
+        if self.expiries.len() > 2 * self.table.len() + 64 {
+            let table = &self.table;
+            self.expiries.retain(|Reverse((at, hash, id))| {
+                table
+                    .find(*hash, |e| e.id == *id)
+                    .is_some_and(|e| e.expires_at == *at)
+            });
+        }
+    }
+
+    fn fifo_mut(&mut self, queue: Queue) -> &mut Fifo {
+        match queue {
+            Queue::Small => &mut self.small,
+            Queue::Main => &mut self.main,
+        }
+    }
+}
+
+/// Hashes of recently evicted keys, in FIFO order, bounded to the shard's entry capacity.
+#[derive(Debug)]
+struct Ghost {
+    order: VecDeque<u64>,
+    members: HashTable<u64>,
+    capacity: usize,
+}
+
+impl Ghost {
+    fn new(capacity: usize) -> Self {
+        Ghost {
+            order: VecDeque::new(),
+            members: HashTable::new(),
+            capacity,
+        }
+    }
+
+    fn insert(&mut self, hash: u64) {
+        if self.members.find(hash, |h| *h == hash).is_some() {
+            return;
+        }
+        while self.members.len() >= self.capacity {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Ok(e) = self.members.find_entry(old, |h| *h == old) {
+                e.remove();
+            }
+        }
+        self.order.push_back(hash);
+        self.members.insert_unique(hash, hash, |h| *h);
+    }
+
+    /// Forgets `hash`; returns whether it was remembered.
+    fn remove(&mut self, hash: u64) -> bool {
+        match self.members.find_entry(hash, |h| *h == hash) {
+            Ok(e) => {
+                e.remove();
+                // Its slot in `order` stays until it reaches the front; bound that garbage.
+                if self.order.len() > 2 * self.capacity + 64 {
+                    let members = &self.members;
+                    self.order
+                        .retain(|h| members.find(*h, |m| m == h).is_some());
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}

@@ -1,0 +1,673 @@
+//! [`MemoryStore`]: a direct synchronous API, and the [`CacheStore`] implementation on top of it.
+
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cache_core::{
+    CacheStore, Capabilities, Clock, Error, ErrorKind, KeyTtl, Limits, Result, ScanCursor,
+    ScanPage, SetCondition, SetOptions, opt_ttl_millis, ttl_millis,
+};
+use crossbeam_utils::CachePadded;
+use hashbrown::DefaultHashBuilder;
+use parking_lot::{RwLock, RwLockWriteGuard};
+
+use crate::MemoryConfig;
+use crate::shard::{NEVER, Now, Removal, Shard};
+
+/// How many expired entries a write may reclaim on the side.
+const EXPIRY_BUDGET_PER_WRITE: usize = 16;
+
+/// A bounded, concurrent, in-memory [`CacheStore`] with per-entry TTL and S3-FIFO eviction.
+///
+/// Cloning is cheap: clones share the same entries. Every operation is available both as a direct,
+/// synchronous method (used by the wasm binding and hot paths) and through the async [`CacheStore`]
+/// trait.
+///
+/// ```
+/// use backend_memory::MemoryStore;
+/// use cache_core::SetOptions;
+/// use std::time::Duration;
+///
+/// let store = MemoryStore::builder().max_entries(1_000).max_bytes(1 << 20).build();
+/// store.set("greeting", "hello", SetOptions::new().ttl(Duration::from_secs(60)))?;
+/// assert_eq!(store.get("greeting")?.as_deref(), Some(&b"hello"[..]));
+/// # Ok::<_, cache_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shards: Box<[CachePadded<ShardCell>]>,
+    hasher: DefaultHashBuilder,
+    shard_bits: u32,
+    clock: Arc<dyn Clock>,
+    limits: Limits,
+    shard_max_bytes: usize,
+    config: MemoryConfig,
+}
+
+struct ShardCell {
+    shard: RwLock<Shard>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// A snapshot of a [`MemoryStore`]'s counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct MemoryStats {
+    /// Reads that found a live entry.
+    pub hits: u64,
+    /// Reads that found nothing (or an expired entry).
+    pub misses: u64,
+    /// Live entries removed to respect `max_entries` or `max_bytes`.
+    pub evictions: u64,
+    /// Entries removed because their TTL passed.
+    pub expirations: u64,
+    /// Entries held now (including expired ones not yet reclaimed).
+    pub entries: u64,
+    /// Bytes held now: keys plus values.
+    pub bytes: u64,
+}
+
+/// Builds a [`MemoryStore`]; see [`MemoryConfig`] for the defaults.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct MemoryStoreBuilder {
+    config: MemoryConfig,
+}
+
+impl MemoryStoreBuilder {
+    /// Most entries held at once.
+    pub fn max_entries(mut self, n: usize) -> Self {
+        self.config.max_entries = n;
+        self
+    }
+
+    /// Most bytes (keys plus values) held at once.
+    pub fn max_bytes(mut self, n: usize) -> Self {
+        self.config.max_bytes = n;
+        self
+    }
+
+    /// Key and value limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// The clock that TTLs are measured against.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.config.clock = Arc::new(clock);
+        self
+    }
+
+    /// Number of lock shards (a power of two).
+    pub fn shards(mut self, n: usize) -> Self {
+        self.config.shards = Some(n);
+        self
+    }
+
+    /// Builds the store, or explains which setting is invalid.
+    pub fn try_build(self) -> Result<MemoryStore> {
+        MemoryStore::with_config(self.config)
+    }
+
+    /// Builds the store.
+    ///
+    /// # Panics
+    /// If a setting is invalid (zero capacity, shards not a power of two); use
+    /// [`try_build`](Self::try_build) for an error instead.
+    pub fn build(self) -> MemoryStore {
+        self.try_build().expect("invalid MemoryStore configuration")
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("max_entries", &self.inner.config.max_entries)
+            .field("max_bytes", &self.inner.config.max_bytes)
+            .field("shards", &self.inner.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryStore {
+    /// A store with the default [`MemoryConfig`] (10 000 entries, 64 MiB).
+    pub fn new() -> Self {
+        MemoryStore::with_config(MemoryConfig::default()).expect("the default config is valid")
+    }
+
+    /// A builder with the default settings.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder::default()
+    }
+
+    /// A store with `config`, or an [`ErrorKind::Config`] error naming the invalid setting.
+    pub fn with_config(config: MemoryConfig) -> Result<Self> {
+        config.validate()?;
+        let n = config.shard_count();
+        let per_shard_entries = config.max_entries.div_ceil(n);
+        let shard_max_bytes = config.max_bytes.div_ceil(n);
+        let shards = (0..n)
+            .map(|_| {
+                CachePadded::new(ShardCell {
+                    shard: RwLock::new(Shard::new(per_shard_entries, shard_max_bytes)),
+                    hits: AtomicU64::new(0),
+                    misses: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        let mut limits = config.limits;
+        limits.max_value_len = limits.max_value_len.min(shard_max_bytes);
+        Ok(MemoryStore {
+            inner: Arc::new(Inner {
+                shards,
+                hasher: DefaultHashBuilder::default(),
+                shard_bits: n.trailing_zeros(),
+                clock: config.clock.clone(),
+                limits,
+                shard_max_bytes,
+                config,
+            }),
+        })
+    }
+
+    /// The settings this store was built with.
+    pub fn config(&self) -> &MemoryConfig {
+        &self.inner.config
+    }
+
+    /// Reads a key; `None` if it is missing or expired.
+    pub fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.inner.limits.check_key(key)?;
+        let (hash, cell) = self.locate(key);
+        let now = self.now();
+        {
+            let shard = cell.shard.read();
+            match shard.find(hash, key) {
+                Some(entry) if entry.is_live(&now) => {
+                    entry.touch();
+                    cell.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(entry.value.clone()));
+                }
+                Some(_) => {}
+                None => {
+                    cell.misses.fetch_add(1, Ordering::Relaxed);
+                    return Ok(None);
+                }
+            }
+        }
+        // Expired: reclaim it now rather than at the next write.
+        cell.misses.fetch_add(1, Ordering::Relaxed);
+        let mut shard = cell.shard.write();
+        shard.find_live_mut(hash, key, &now);
+        Ok(None)
+    }
+
+    /// Reads many keys; one slot per key, in order.
+    pub fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        for key in keys {
+            self.inner.limits.check_key(key)?;
+        }
+        keys.iter().map(|key| self.get(key)).collect()
+    }
+
+    /// Writes a key; returns whether the condition let it write. See [`CacheStore::set`].
+    pub fn set(&self, key: &str, value: impl Into<Bytes>, options: SetOptions) -> Result<bool> {
+        let value = value.into();
+        self.check_entry(key, value.len())?;
+        let ttl = opt_ttl_millis(options.ttl)?;
+        let (hash, cell) = self.locate(key);
+        let now = self.now();
+        let mut shard = cell.shard.write();
+        let exists = shard.find(hash, key).is_some_and(|e| e.is_live(&now));
+        let allowed = match options.condition {
+            SetCondition::IfAbsent => !exists,
+            SetCondition::IfPresent => exists,
+            _ => true,
+        };
+        if allowed {
+            let expires_at = ttl.map_or(NEVER, |ms| now.get().saturating_add(ms));
+            shard.upsert(hash, key, value, expires_at, &now);
+        }
+        Self::reclaim_expired(&mut shard, &now);
+        Ok(allowed)
+    }
+
+    /// Writes many keys with one optional TTL; validates all of them first.
+    pub fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<()> {
+        for (key, value) in entries {
+            self.check_entry(key, value.len())?;
+        }
+        opt_ttl_millis(ttl)?;
+        for (key, value) in entries {
+            self.set(key, value.clone(), SetOptions::new().maybe_ttl(ttl))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a key; returns whether it existed (and had not expired).
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        self.inner.limits.check_key(key)?;
+        let (hash, cell) = self.locate(key);
+        let now = self.now();
+        let mut shard = cell.shard.write();
+        let removed = shard.remove(hash, key, Removal::Deleted);
+        Ok(removed.is_some_and(|e| e.is_live(&now)))
+    }
+
+    /// Deletes many keys; returns how many existed.
+    pub fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        for key in keys {
+            self.inner.limits.check_key(key)?;
+        }
+        let mut existed = 0;
+        for key in keys {
+            existed += u64::from(self.delete(key)?);
+        }
+        Ok(existed)
+    }
+
+    /// Whether a key exists and has not expired.
+    pub fn exists(&self, key: &str) -> Result<bool> {
+        self.inner.limits.check_key(key)?;
+        let (hash, cell) = self.locate(key);
+        let now = self.now();
+        Ok(cell
+            .shard
+            .read()
+            .find(hash, key)
+            .is_some_and(|e| e.is_live(&now)))
+    }
+
+    /// The remaining lifetime of a key.
+    pub fn ttl(&self, key: &str) -> Result<KeyTtl> {
+        self.inner.limits.check_key(key)?;
+        let (hash, cell) = self.locate(key);
+        let now = self.now();
+        let shard = cell.shard.read();
+        Ok(match shard.find(hash, key) {
+            Some(e) if e.is_live(&now) => match e.expires_at {
+                NEVER => KeyTtl::Persistent,
+                at => KeyTtl::ExpiresIn(Duration::from_millis(at - now.get())),
+            },
+            _ => KeyTtl::Missing,
+        })
+    }
+
+    /// Sets a key's TTL; returns `false` if the key is missing.
+    pub fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+        self.inner.limits.check_key(key)?;
+        let ms = ttl_millis(ttl)?;
+        let (hash, cell) = self.locate(key);
+        let now = self.now();
+        let mut shard = cell.shard.write();
+        let expires_at = now.get().saturating_add(ms);
+        Ok(shard.set_expiry(hash, key, expires_at, &now))
+    }
+
+    /// Removes a key's TTL; returns `true` only if it existed and had one.
+    pub fn persist(&self, key: &str) -> Result<bool> {
+        self.inner.limits.check_key(key)?;
+        let (hash, cell) = self.locate(key);
+        let now = self.now();
+        let mut shard = cell.shard.write();
+        let had_ttl = shard
+            .find_live_mut(hash, key, &now)
+            .is_some_and(|e| e.expires_at != NEVER);
+        if had_ttl {
+            shard.set_expiry(hash, key, NEVER, &now);
+        }
+        Ok(had_ttl)
+    }
+
+    /// Adds `delta` to a decimal counter and returns the new value. See [`CacheStore::incr_by`].
+    pub fn incr_by(&self, key: &str, delta: i64, ttl_on_create: Option<Duration>) -> Result<i64> {
+        self.inner.limits.check_key(key)?;
+        let ttl = opt_ttl_millis(ttl_on_create)?;
+        let (hash, cell) = self.locate(key);
+        let now = self.now();
+        let mut shard = cell.shard.write();
+        let (current, expires_at) = match shard.find_live_mut(hash, key, &now) {
+            Some(entry) => (parse_counter(key, &entry.value)?, entry.expires_at),
+            None => (0, ttl.map_or(NEVER, |ms| now.get().saturating_add(ms))),
+        };
+        let next = current.checked_add(delta).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Overflow,
+                format!("incrementing counter {key:?} ({current}) by {delta} overflows an i64"),
+            )
+        })?;
+        shard.upsert(hash, key, Bytes::from(next.to_string()), expires_at, &now);
+        Self::reclaim_expired(&mut shard, &now);
+        Ok(next)
+    }
+
+    /// Replaces (or, with `new: None`, deletes) a value only if it currently equals `expected`
+    /// (`None`: absent). See [`CacheStore::compare_and_swap`].
+    pub fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        self.check_entry(key, new.as_ref().map_or(0, Bytes::len))?;
+        let ttl = opt_ttl_millis(ttl)?;
+        let (hash, cell) = self.locate(key);
+        let now = self.now();
+        let mut shard = cell.shard.write();
+        let current = shard
+            .find_live_mut(hash, key, &now)
+            .map(|e| e.value.clone());
+        if current.as_deref() != expected {
+            return Ok(false);
+        }
+        match new {
+            Some(value) => {
+                let expires_at = ttl.map_or(NEVER, |ms| now.get().saturating_add(ms));
+                shard.upsert(hash, key, value, expires_at, &now);
+            }
+            None => {
+                shard.remove(hash, key, Removal::Deleted);
+            }
+        }
+        Self::reclaim_expired(&mut shard, &now);
+        Ok(true)
+    }
+
+    /// One page of the keys that start with `prefix`. The cursor walks the shards in order and, within
+    /// a shard, the keys in sorted order, so every key present for the whole scan is returned exactly
+    /// once; each call looks at one shard only.
+    pub fn scan(&self, prefix: &str, cursor: &ScanCursor, count: usize) -> Result<ScanPage> {
+        let (index, after) = self.parse_cursor(cursor)?;
+        let count = count.max(1);
+        let now = self.now();
+        let keys = self.inner.shards[index]
+            .shard
+            .read()
+            .keys_after(prefix, after, count, &now);
+        let next = if keys.len() >= count {
+            Some(ScanCursor::from_backend(format!(
+                "{index}:{}",
+                keys[keys.len() - 1]
+            )))
+        } else if index + 1 < self.inner.shards.len() {
+            Some(ScanCursor::from_backend(format!("{}:", index + 1)))
+        } else {
+            None
+        };
+        Ok(ScanPage { keys, next })
+    }
+
+    /// Deletes every key that starts with `prefix` (all keys for `""`); returns how many it deleted.
+    pub fn clear(&self, prefix: &str) -> u64 {
+        let now = self.now();
+        self.inner
+            .shards
+            .iter()
+            .map(|cell| cell.shard.write().remove_prefix(prefix, &now))
+            .sum()
+    }
+
+    /// Reclaims every expired entry now. Expired entries are otherwise reclaimed lazily: when read,
+    /// and a few at a time by every write.
+    pub fn purge_expired(&self) {
+        let now = self.now();
+        for cell in self.inner.shards.iter() {
+            while cell.shard.write().purge_expired(&now, 1024) {}
+        }
+    }
+
+    /// Entries held now (expired ones not yet reclaimed included).
+    pub fn len(&self) -> usize {
+        self.inner.shards.iter().map(|c| c.shard.read().len()).sum()
+    }
+
+    /// Whether the store holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held now: keys plus values.
+    pub fn bytes(&self) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .map(|c| c.shard.read().bytes())
+            .sum()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> MemoryStats {
+        let mut stats = MemoryStats::default();
+        for cell in self.inner.shards.iter() {
+            stats.hits += cell.hits.load(Ordering::Relaxed);
+            stats.misses += cell.misses.load(Ordering::Relaxed);
+            let shard = cell.shard.read();
+            stats.evictions += shard.departures.evicted;
+            stats.expirations += shard.departures.expired;
+            stats.entries += shard.len() as u64;
+            stats.bytes += shard.bytes() as u64;
+        }
+        stats
+    }
+
+    fn now(&self) -> Now<'_> {
+        Now::new(&*self.inner.clock)
+    }
+
+    fn locate(&self, key: &str) -> (u64, &ShardCell) {
+        let hash = self.inner.hasher.hash_one(key);
+        // Bits 32.. pick the shard: hashbrown uses the low bits for buckets and the top 7 as tags.
+        let index = if self.inner.shard_bits == 0 {
+            0
+        } else {
+            (hash >> 32) as usize & ((1 << self.inner.shard_bits) - 1)
+        };
+        (hash, &self.inner.shards[index])
+    }
+
+    fn check_entry(&self, key: &str, value_len: usize) -> Result<()> {
+        self.inner.limits.check_entry(key, value_len)?;
+        if key.len() + value_len > self.inner.shard_max_bytes {
+            return Err(Error::new(
+                ErrorKind::ValueTooLarge,
+                format!(
+                    "entry for key {key:?} is {} bytes (key plus value), more than one shard's share of max_bytes ({})",
+                    key.len() + value_len,
+                    self.inner.shard_max_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn parse_cursor<'c>(&self, cursor: &'c ScanCursor) -> Result<(usize, &'c str)> {
+        if cursor.is_start() {
+            return Ok((0, ""));
+        }
+        let invalid = || {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("invalid scan cursor {:?}", cursor.as_str()),
+            )
+        };
+        let (index, after) = cursor.as_str().split_once(':').ok_or_else(invalid)?;
+        let index: usize = index.parse().map_err(|_| invalid())?;
+        if index >= self.inner.shards.len() {
+            return Err(invalid());
+        }
+        Ok((index, after))
+    }
+
+    fn reclaim_expired(shard: &mut RwLockWriteGuard<'_, Shard>, now: &Now<'_>) {
+        if shard.has_due_expiry(now) {
+            shard.purge_expired(now, EXPIRY_BUDGET_PER_WRITE);
+        }
+    }
+}
+
+/// Parses a counter as Redis does: optional `-`, decimal digits, no `+`, spaces or leading zeros.
+fn parse_counter(key: &str, value: &[u8]) -> Result<i64> {
+    let not_integer = || {
+        Error::new(
+            ErrorKind::NotAnInteger,
+            format!("the value at key {key:?} is not a decimal i64 counter"),
+        )
+    };
+    let text = std::str::from_utf8(value).map_err(|_| not_integer())?;
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && text != "-0";
+    if !canonical {
+        return Err(not_integer());
+    }
+    text.parse().map_err(|_| not_integer())
+}
+
+#[async_trait]
+impl CacheStore for MemoryStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::LOCAL_BOUNDED
+    }
+
+    fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        MemoryStore::get(self, key)
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        MemoryStore::get_many(self, keys)
+    }
+
+    async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool> {
+        MemoryStore::set(self, key, value, options)
+    }
+
+    async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<()> {
+        MemoryStore::set_many(self, entries, ttl)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        MemoryStore::delete(self, key)
+    }
+
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        MemoryStore::delete_many(self, keys)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        MemoryStore::exists(self, key)
+    }
+
+    async fn ttl(&self, key: &str) -> Result<KeyTtl> {
+        MemoryStore::ttl(self, key)
+    }
+
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+        MemoryStore::expire(self, key, ttl)
+    }
+
+    async fn persist(&self, key: &str) -> Result<bool> {
+        MemoryStore::persist(self, key)
+    }
+
+    async fn incr_by(&self, key: &str, delta: i64, ttl_on_create: Option<Duration>) -> Result<i64> {
+        MemoryStore::incr_by(self, key, delta, ttl_on_create)
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        MemoryStore::compare_and_swap(self, key, expected, new, ttl)
+    }
+
+    async fn scan(&self, prefix: &str, cursor: ScanCursor, count: usize) -> Result<ScanPage> {
+        MemoryStore::scan(self, prefix, &cursor, count)
+    }
+
+    async fn clear(&self, prefix: &str) -> Result<u64> {
+        Ok(MemoryStore::clear(self, prefix))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_parse_like_redis() {
+        for ok in [
+            "0",
+            "-1",
+            "42",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            assert!(parse_counter("k", ok.as_bytes()).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-",
+            "+1",
+            " 1",
+            "01",
+            "-0",
+            "1.5",
+            "abc",
+            "9223372036854775808",
+        ] {
+            assert_eq!(
+                parse_counter("k", bad.as_bytes()).unwrap_err().kind(),
+                ErrorKind::NotAnInteger,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn stays_within_both_bounds() {
+        let store = MemoryStore::builder()
+            .max_entries(100)
+            .max_bytes(4_000)
+            .shards(1)
+            .build();
+        for i in 0..1_000 {
+            store
+                .set(&format!("k{i}"), vec![0u8; 50], SetOptions::new())
+                .unwrap();
+            assert!(store.len() <= 100);
+            assert!(store.bytes() <= 4_000);
+        }
+        assert!(store.stats().evictions >= 900);
+    }
+}

@@ -1,0 +1,74 @@
+//! Time, injectable so tests can move it by hand and so it works on `wasm32` (where
+//! `std::time::Instant::now()` panics).
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A monotonic clock, in milliseconds since an arbitrary origin.
+pub trait Clock: Send + Sync + Debug {
+    /// Milliseconds since this clock's origin. Never goes backwards.
+    fn now_millis(&self) -> u64;
+}
+
+/// Real time: `web_time::Instant`, which is `std`'s on native and `performance.now()` on wasm32.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock {
+    origin: web_time::Instant,
+}
+
+impl SystemClock {
+    /// A clock whose origin is now.
+    pub fn new() -> Self {
+        SystemClock {
+            origin: web_time::Instant::now(),
+        }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+}
+
+/// A clock that only moves when told to. Clones share the same time.
+///
+/// ```
+/// use cache_core::{Clock, ManualClock};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// clock.advance(Duration::from_secs(2));
+/// assert_eq!(clock.now_millis(), 2_000);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock {
+    millis: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock standing at zero.
+    pub fn new() -> Self {
+        ManualClock::default()
+    }
+
+    /// Moves time forward by `by` (rounded down to milliseconds).
+    pub fn advance(&self, by: Duration) {
+        self.millis
+            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_millis(&self) -> u64 {
+        self.millis.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,155 @@
+//! The one public error type, [`Error`], and its [`ErrorKind`].
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+/// Shorthand for `Result<T, cache_core::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, so callers can branch without parsing messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The key is empty or longer than the store's `max_key_len`.
+    InvalidKey,
+    /// The value is larger than the store allows.
+    ValueTooLarge,
+    /// An argument is out of range, e.g. a zero or absurdly long TTL.
+    InvalidArgument,
+    /// `incr_by` found a stored value that is not a decimal `i64`.
+    NotAnInteger,
+    /// `incr_by` would overflow an `i64`.
+    Overflow,
+    /// A value could not be encoded, or the stored bytes could not be decoded to the requested type.
+    Codec,
+    /// A loader passed to `get_or_insert_with` failed.
+    Loader,
+    /// The backend could not be reached or the connection dropped.
+    Connection,
+    /// The backend did not answer in time.
+    Timeout,
+    /// The backend refused the credentials.
+    Authentication,
+    /// The configuration is invalid (bad URL, unreadable certificate, ...).
+    Config,
+    /// The backend does not support this operation.
+    Unsupported,
+    /// Any other error reported by the backend.
+    Backend,
+}
+
+impl ErrorKind {
+    /// Whether an error of this kind is worth retrying by default.
+    pub fn is_retryable_by_default(self) -> bool {
+        matches!(self, ErrorKind::Connection | ErrorKind::Timeout)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            ErrorKind::InvalidKey => "invalid key",
+            ErrorKind::ValueTooLarge => "value too large",
+            ErrorKind::InvalidArgument => "invalid argument",
+            ErrorKind::NotAnInteger => "not an integer",
+            ErrorKind::Overflow => "integer overflow",
+            ErrorKind::Codec => "codec error",
+            ErrorKind::Loader => "loader failed",
+            ErrorKind::Connection => "connection error",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Authentication => "authentication failed",
+            ErrorKind::Config => "invalid configuration",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Backend => "backend error",
+        };
+        f.write_str(name)
+    }
+}
+
+/// The error of every cache operation.
+///
+/// It carries a [`kind`](Error::kind), a human message (naming the key or setting involved, never a
+/// secret), an optional source, and whether retrying can help. It is `Clone` so that one loader failure
+/// can be handed to every waiter of a single-flight load.
+#[derive(Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    retryable: bool,
+    source: Option<Arc<dyn StdError + Send + Sync>>,
+}
+
+impl Error {
+    /// A new error of `kind`; retryable if the kind is retryable by default.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            retryable: kind.is_retryable_by_default(),
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying cause.
+    pub fn with_source(mut self, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        self.source = Some(Arc::from(source.into()));
+        self
+    }
+
+    /// Overrides whether retrying can help.
+    pub fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without the kind prefix.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the same call may succeed if retried (timeouts, dropped connections).
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidArgument, message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("retryable", &self.retryable);
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_ref()
+            .map(|s| s.as_ref() as &(dyn StdError + 'static))
+    }
+}

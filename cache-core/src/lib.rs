@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+
+mod cache;
+mod capabilities;
+mod clock;
+mod codec;
+mod error;
+mod limits;
+mod single_flight;
+mod stats;
+mod store;
+
+pub use bytes::Bytes;
+
+pub use cache::{Cache, CacheBuilder, IntoStore};
+pub use capabilities::Capabilities;
+pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "msgpack")]
+pub use codec::MsgPack;
+pub use codec::{Codec, CodecError, Json};
+pub use error::{Error, ErrorKind, Result};
+pub use limits::{Limits, MAX_TTL, opt_ttl_millis, ttl_millis};
+pub use stats::CacheStats;
+pub use store::{
+    CacheStore, CacheStoreExt, KeyTtl, ScanCursor, ScanPage, SetCondition, SetOptions, scan_stream,
+};

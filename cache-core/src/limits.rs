@@ -1,0 +1,147 @@
+//! Key, value and TTL validation shared by every backend.
+
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The longest TTL any store accepts: 100 years. Longer ones are almost always a unit mistake.
+pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// Size limits a store enforces on every key and value.
+///
+/// Breaking a limit is an error of kind [`ErrorKind::InvalidKey`] or [`ErrorKind::ValueTooLarge`] whose
+/// message names the key and the limit; nothing is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Longest key, in UTF-8 bytes. Default: 1024 (1 KiB).
+    pub max_key_len: usize,
+    /// Largest value, in bytes. Default: 64 MiB.
+    pub max_value_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_key_len: 1024,
+            max_value_len: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits with the given maximum key length (bytes) and value size (bytes).
+    pub fn new(max_key_len: usize, max_value_len: usize) -> Self {
+        Limits {
+            max_key_len,
+            max_value_len,
+        }
+    }
+
+    /// Checks that `key` is not empty and not longer than `max_key_len`.
+    pub fn check_key(&self, key: &str) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::new(ErrorKind::InvalidKey, "key is empty"));
+        }
+        if key.len() > self.max_key_len {
+            return Err(Error::new(
+                ErrorKind::InvalidKey,
+                format!(
+                    "key {} is {} bytes, longer than max_key_len = {}",
+                    preview(key),
+                    key.len(),
+                    self.max_key_len
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that a value of `len` bytes for `key` fits `max_value_len`.
+    pub fn check_value(&self, key: &str, len: usize) -> Result<()> {
+        if len > self.max_value_len {
+            return Err(Error::new(
+                ErrorKind::ValueTooLarge,
+                format!(
+                    "value for key {} is {len} bytes, larger than max_value_len = {}",
+                    preview(key),
+                    self.max_value_len
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a key and its value together.
+    pub fn check_entry(&self, key: &str, value_len: usize) -> Result<()> {
+        self.check_key(key)?;
+        self.check_value(key, value_len)
+    }
+}
+
+/// Checks a TTL and returns it in whole milliseconds, rounded up (every backend has millisecond
+/// precision). A zero TTL or one above [`MAX_TTL`] is [`ErrorKind::InvalidArgument`].
+pub fn ttl_millis(ttl: Duration) -> Result<u64> {
+    if ttl.is_zero() {
+        return Err(Error::invalid_argument("ttl must be greater than zero"));
+    }
+    if ttl > MAX_TTL {
+        return Err(Error::invalid_argument(format!(
+            "ttl of {}s is longer than the maximum of {}s (100 years)",
+            ttl.as_secs(),
+            MAX_TTL.as_secs()
+        )));
+    }
+    let millis = ttl.as_millis() as u64;
+    Ok(if Duration::from_millis(millis) < ttl {
+        millis + 1
+    } else {
+        millis
+    })
+}
+
+/// Checks an optional TTL; see [`ttl_millis`].
+pub fn opt_ttl_millis(ttl: Option<Duration>) -> Result<Option<u64>> {
+    ttl.map(ttl_millis).transpose()
+}
+
+/// A key as it appears in messages: quoted, and cut short if long.
+pub(crate) fn preview(key: &str) -> String {
+    const MAX: usize = 64;
+    if key.len() <= MAX {
+        return format!("{key:?}");
+    }
+    let mut end = MAX;
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}…", &key[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_rounds_up_to_millis() {
+        assert_eq!(ttl_millis(Duration::from_micros(1)).unwrap(), 1);
+        assert_eq!(ttl_millis(Duration::from_millis(5)).unwrap(), 5);
+        assert_eq!(ttl_millis(Duration::from_micros(5001)).unwrap(), 6);
+        assert_eq!(
+            ttl_millis(Duration::ZERO).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            ttl_millis(MAX_TTL * 2).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn long_key_message_is_cut_at_a_char_boundary() {
+        let key = "é".repeat(600);
+        let err = Limits::default().check_key(&key).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidKey);
+        assert!(err.message().contains("max_key_len = 1024"), "{err}");
+    }
+}

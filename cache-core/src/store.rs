@@ -1,0 +1,293 @@
+//! The [`CacheStore`] trait: the contract every backend implements, bytes in and bytes out.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+
+use crate::{Capabilities, Limits, Result};
+
+/// When a [`CacheStore::set`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SetCondition {
+    /// Always write (Redis `SET`).
+    #[default]
+    Always,
+    /// Write only if the key is absent (Redis `SET NX`).
+    IfAbsent,
+    /// Write only if the key is present (Redis `SET XX`).
+    IfPresent,
+}
+
+/// Options of [`CacheStore::set`]: a TTL and a [`SetCondition`].
+///
+/// ```
+/// use cache_core::SetOptions;
+/// use std::time::Duration;
+///
+/// let opts = SetOptions::new().ttl(Duration::from_secs(30)).if_absent();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SetOptions {
+    /// How long the entry lives; `None` means no expiry.
+    pub ttl: Option<Duration>,
+    /// When to write.
+    pub condition: SetCondition,
+}
+
+impl SetOptions {
+    /// Unconditional, no expiry.
+    pub fn new() -> Self {
+        SetOptions::default()
+    }
+
+    /// Sets the TTL.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Sets an optional TTL.
+    pub fn maybe_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Write only if the key is absent.
+    pub fn if_absent(mut self) -> Self {
+        self.condition = SetCondition::IfAbsent;
+        self
+    }
+
+    /// Write only if the key is present.
+    pub fn if_present(mut self) -> Self {
+        self.condition = SetCondition::IfPresent;
+        self
+    }
+}
+
+/// The remaining lifetime of a key, from [`CacheStore::ttl`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyTtl {
+    /// The key does not exist (or has expired).
+    Missing,
+    /// The key exists and never expires.
+    Persistent,
+    /// The key exists and expires after this long.
+    ExpiresIn(Duration),
+}
+
+/// Where a [`CacheStore::scan`] resumes. Opaque: pass back what the previous page returned.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
+pub struct ScanCursor(String);
+
+impl ScanCursor {
+    /// The cursor that starts a scan.
+    pub fn start() -> Self {
+        ScanCursor(String::new())
+    }
+
+    /// A cursor from a backend's own encoding. Backends use this; callers pass cursors back unchanged.
+    pub fn from_backend(raw: impl Into<String>) -> Self {
+        ScanCursor(raw.into())
+    }
+
+    /// The backend's encoding of this cursor (empty for the start).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the starting cursor.
+    pub fn is_start(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One page of a [`CacheStore::scan`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScanPage {
+    /// Keys found on this page; may be empty even when `next` is `Some`.
+    pub keys: Vec<String>,
+    /// The cursor of the next page, or `None` when the scan is complete.
+    pub next: Option<ScanCursor>,
+}
+
+/// The storage contract: an async key-value store of bytes with TTLs.
+///
+/// Keys are UTF-8 strings and values are [`Bytes`]. Every backend (memory, Redis, Redis Cluster, the
+/// memory store in wasm32) implements every method with the behaviour listed in its docs, and the
+/// conformance crate (`cache-conformance`) checks each line of those lists against each backend.
+///
+/// Rules that hold for every method:
+/// - A key that is empty or longer than [`Limits::max_key_len`] is rejected with
+///   [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey), a value larger than
+///   [`Limits::max_value_len`] with [`ErrorKind::ValueTooLarge`](crate::ErrorKind::ValueTooLarge). The
+///   error names the key and the limit, and nothing is written.
+/// - A TTL has millisecond precision and is rounded up. A zero TTL or one above
+///   [`MAX_TTL`](crate::MAX_TTL) is [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument).
+/// - An entry whose TTL has passed is indistinguishable from an absent one.
+/// - A miss is `Ok(None)`, never an error.
+/// - Single-key operations are atomic and linearizable.
+///
+/// The trait is object safe: stores are usually held as `Arc<dyn CacheStore>`.
+#[async_trait]
+pub trait CacheStore: Send + Sync + Debug {
+    /// What this store supports.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The key and value limits this store enforces.
+    fn limits(&self) -> Limits;
+
+    /// Reads one key.
+    ///
+    /// Behavior:
+    /// - a key that was never set reads as `None`;
+    /// - a key reads back exactly the bytes last written, including empty values and 1 MiB values;
+    /// - after its TTL a key reads as `None`.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+
+    /// Reads many keys at once.
+    ///
+    /// Behavior:
+    /// - returns exactly one slot per requested key, in the order requested, `None` for missing keys;
+    /// - a key requested twice fills two slots;
+    /// - an empty request returns an empty vector;
+    /// - any invalid key fails the whole call.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>>;
+
+    /// Writes one key, replacing its value and its TTL.
+    ///
+    /// Behavior:
+    /// - returns `true` if it wrote, `false` if the condition prevented it;
+    /// - [`SetCondition::IfAbsent`] writes only when the key is absent (an expired key is absent);
+    /// - [`SetCondition::IfPresent`] writes only when the key is present;
+    /// - without a TTL the entry never expires, even if the old one had a TTL;
+    /// - with a TTL the entry reads as absent once the TTL has passed.
+    async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool>;
+
+    /// Writes many keys, each with the same optional TTL.
+    ///
+    /// Behavior:
+    /// - every key is validated before anything is written, so an invalid entry writes nothing;
+    /// - afterwards every key reads back its value; when a key appears twice, the later value wins;
+    /// - an empty batch is a no-op.
+    async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<()>;
+
+    /// Deletes one key. Returns whether it existed.
+    ///
+    /// Behavior:
+    /// - deleting a missing (or expired) key returns `false`;
+    /// - afterwards the key reads as `None`.
+    async fn delete(&self, key: &str) -> Result<bool>;
+
+    /// Deletes many keys. Returns how many of them existed.
+    ///
+    /// Behavior:
+    /// - missing keys count zero;
+    /// - afterwards every key reads as `None`.
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64>;
+
+    /// Whether a key exists (and has not expired).
+    async fn exists(&self, key: &str) -> Result<bool>;
+
+    /// The remaining lifetime of a key.
+    ///
+    /// Behavior:
+    /// - a missing or expired key is [`KeyTtl::Missing`];
+    /// - a key set without TTL is [`KeyTtl::Persistent`];
+    /// - a key set with TTL `t` is `ExpiresIn(d)` with `0 < d <= t`.
+    async fn ttl(&self, key: &str) -> Result<KeyTtl>;
+
+    /// Sets a key's TTL. Returns `false` if the key is missing.
+    ///
+    /// Behavior:
+    /// - an existing key expires after `ttl` and keeps its value until then;
+    /// - a missing key is not created.
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool>;
+
+    /// Removes a key's TTL. Returns `true` only if the key existed and had a TTL.
+    async fn persist(&self, key: &str) -> Result<bool>;
+
+    /// Adds `delta` to a counter and returns the new value, atomically.
+    ///
+    /// Behavior:
+    /// - a missing key starts at 0, so the first call returns `delta`;
+    /// - `ttl_on_create` is applied only when this call creates the key; an existing key keeps its TTL;
+    /// - counters are stored as decimal ASCII (as Redis `INCRBY` does), so `get` reads e.g. `b"42"`;
+    /// - a stored value that is not a decimal `i64` fails with
+    ///   [`ErrorKind::NotAnInteger`](crate::ErrorKind::NotAnInteger) and is left unchanged;
+    /// - a result outside `i64` fails with [`ErrorKind::Overflow`](crate::ErrorKind::Overflow) and leaves
+    ///   the value unchanged;
+    /// - concurrent calls never lose an update.
+    async fn incr_by(&self, key: &str, delta: i64, ttl_on_create: Option<Duration>) -> Result<i64>;
+
+    /// Atomically replaces a value only if the current value equals `expected`.
+    ///
+    /// `expected: None` means "the key must be absent"; `new: None` deletes the key. `ttl` is the TTL
+    /// of the new value (`None`: no expiry). Returns whether the swap happened.
+    ///
+    /// Behavior:
+    /// - if the current value (or absence) differs from `expected`, nothing changes and it returns `false`;
+    /// - among concurrent swaps from the same expected value, exactly one succeeds.
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<bool>;
+
+    /// Lists keys that start with `prefix`, one page at a time. Start with [`ScanCursor::start`] and pass
+    /// each page's `next` back until it is `None`.
+    ///
+    /// Behavior:
+    /// - every key that exists with the prefix for the whole scan is returned at least once;
+    /// - no key without the prefix is ever returned;
+    /// - `count` is a hint of the page size, not a bound: pages may be smaller, larger or empty;
+    /// - no single call walks the whole keyspace.
+    async fn scan(&self, prefix: &str, cursor: ScanCursor, count: usize) -> Result<ScanPage>;
+
+    /// Deletes every key that starts with `prefix` and returns how many it deleted. Keys without the
+    /// prefix are never touched. An empty prefix clears the whole store.
+    async fn clear(&self, prefix: &str) -> Result<u64>;
+
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Conveniences every [`CacheStore`] gets for free.
+pub trait CacheStoreExt: CacheStore {
+    /// Streams every key with `prefix`, fetching pages of about `page_size` keys as the stream is
+    /// polled. Keys may repeat (as with Redis `SCAN`); collect into a set when that matters.
+    fn scan_stream<'a>(&'a self, prefix: &'a str, page_size: usize) -> BoxStream<'a, Result<String>>
+    where
+        Self: Sized,
+    {
+        scan_stream(self, prefix, page_size)
+    }
+}
+
+impl<S: CacheStore + ?Sized> CacheStoreExt for S {}
+
+/// [`CacheStoreExt::scan_stream`] for trait objects.
+pub fn scan_stream<'a, S: CacheStore + ?Sized>(
+    store: &'a S,
+    prefix: &'a str,
+    page_size: usize,
+) -> BoxStream<'a, Result<String>> {
+    let pages = stream::try_unfold(Some(ScanCursor::start()), move |cursor| async move {
+        let Some(cursor) = cursor else {
+            return Ok(None);
+        };
+        let page = store.scan(prefix, cursor, page_size).await?;
+        Ok(Some((
+            stream::iter(page.keys.into_iter().map(Ok)),
+            page.next,
+        )))
+    });
+    pages.try_flatten().boxed()
+}

@@ -1,0 +1,23 @@
+//! `cargo xtask conformance --backend NAME`.
+
+use anyhow::{Result, bail};
+use xshell::{Shell, cmd};
+
+use crate::{redis, step, wasm};
+
+/// Backends that need a server or a JS runtime; `cargo xtask test` runs each of them after the
+/// workspace tests (which already cover `memory`).
+pub(crate) const SERVER_BACKENDS: &[&str] = &[];
+
+pub(crate) fn run(sh: &Shell, backend: &str) -> Result<()> {
+    step(&format!("conformance --backend {backend}"));
+    match backend {
+        "memory" => {
+            cmd!(sh, "cargo test --locked -p cache-conformance --test memory").run()?;
+            Ok(())
+        }
+        "wasm" => wasm::conformance(sh),
+        name if name.starts_with("redis") => redis::conformance(sh, name),
+        other => bail!("unknown backend {other:?}; see `cargo xtask help`"),
+    }
+}

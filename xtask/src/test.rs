@@ -1,0 +1,36 @@
+//! `cargo xtask test`: every check and every test, in the order CI runs them.
+
+use anyhow::Result;
+use xshell::{Shell, cmd};
+
+use crate::{conformance, step, wasm};
+
+pub(crate) fn run(sh: &Shell) -> Result<()> {
+    step("cargo fmt --check");
+    cmd!(sh, "cargo fmt --all -- --check").run().map_err(|e| {
+        anyhow::anyhow!("{e}\nformatting differs: run `cargo fmt --all` and commit the result")
+    })?;
+
+    step("cargo clippy --all-targets -D warnings");
+    cmd!(
+        sh,
+        "cargo clippy --workspace --all-targets --locked -- -D warnings"
+    )
+    .run()?;
+
+    step("cargo test (unit, doc and memory conformance tests)");
+    cmd!(sh, "cargo test --workspace --locked").run()?;
+
+    step("wasm32 build of backend-memory");
+    cmd!(
+        sh,
+        "cargo build --locked -p backend-memory --target wasm32-unknown-unknown"
+    )
+    .run()?;
+
+    for backend in conformance::SERVER_BACKENDS {
+        conformance::run(sh, backend)?;
+    }
+    wasm::test_all(sh)?;
+    Ok(())
+}
