@@ -1,0 +1,231 @@
+//! `cargo xtask bench memory`: MemoryStore (direct API and through `dyn CacheStore`) against moka and
+//! quick_cache, in one process, on a cache-aside Zipf(1.0) workload. Prints ops/s, hit ratio and
+//! ratios to each peer.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use backend_memory::MemoryStore;
+use bytes::Bytes;
+use cache_core::{CacheStore, SetOptions};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand_distr::{Distribution, Zipf};
+
+const KEYS: usize = 100_000;
+const CAPACITY: usize = 10_000;
+const VALUE_LEN: usize = 64;
+const OPS: usize = 4_000_000;
+const WARMUP_OPS: usize = 200_000;
+
+/// One contestant: a cache-aside step (get; on a miss, insert) that reports whether it hit.
+trait Contestant: Sync {
+    fn get_or_insert(&self, key: &str, value: &Bytes) -> bool;
+}
+
+struct Direct(MemoryStore);
+struct ThroughTrait(Arc<dyn CacheStore>);
+struct Moka(moka::sync::Cache<String, Bytes>);
+struct Quick(quick_cache::sync::Cache<String, Bytes>);
+
+impl Contestant for Direct {
+    fn get_or_insert(&self, key: &str, value: &Bytes) -> bool {
+        if self.0.get(key).unwrap().is_some() {
+            return true;
+        }
+        self.0.set(key, load(value), SetOptions::new()).unwrap();
+        false
+    }
+}
+
+impl Contestant for ThroughTrait {
+    fn get_or_insert(&self, key: &str, value: &Bytes) -> bool {
+        if ready(self.0.get(key)).unwrap().is_some() {
+            return true;
+        }
+        ready(self.0.set(key, load(value), SetOptions::new())).unwrap();
+        false
+    }
+}
+
+impl Contestant for Moka {
+    fn get_or_insert(&self, key: &str, value: &Bytes) -> bool {
+        if self.0.get(key).is_some() {
+            return true;
+        }
+        self.0.insert(key.to_owned(), load(value));
+        false
+    }
+}
+
+impl Contestant for Quick {
+    fn get_or_insert(&self, key: &str, value: &Bytes) -> bool {
+        if self.0.get(key).is_some() {
+            return true;
+        }
+        self.0.insert(key.to_owned(), load(value));
+        false
+    }
+}
+
+/// A miss "loads" the value: a fresh allocation, as a real loader returns, so that entries do not all
+/// share (and contend on) one reference count.
+fn load(value: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(value)
+}
+
+/// Polls a future that completes without waiting (the memory store never waits), without an executor.
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => futures::executor::block_on(future),
+    }
+}
+
+struct Outcome {
+    name: &'static str,
+    ops_per_sec: f64,
+    hit_ratio: f64,
+}
+
+fn contestants() -> Vec<(&'static str, Box<dyn Contestant>)> {
+    let store = || {
+        MemoryStore::builder()
+            .max_entries(CAPACITY)
+            .max_bytes(1 << 30)
+            .build()
+    };
+    vec![
+        ("MemoryStore (direct)", Box::new(Direct(store()))),
+        (
+            "MemoryStore (dyn CacheStore)",
+            Box::new(ThroughTrait(Arc::new(store()))),
+        ),
+        (
+            "moka::sync::Cache",
+            Box::new(Moka(moka::sync::Cache::new(CAPACITY as u64))),
+        ),
+        (
+            "quick_cache::sync::Cache",
+            Box::new(Quick(quick_cache::sync::Cache::new(CAPACITY))),
+        ),
+    ]
+}
+
+fn run(
+    name: &'static str,
+    cache: &dyn Contestant,
+    keys: &[String],
+    traces: &[Vec<u32>],
+    value: &Bytes,
+) -> Outcome {
+    for &k in traces[0].iter().take(WARMUP_OPS) {
+        cache.get_or_insert(&keys[k as usize], value);
+    }
+    let started = Instant::now();
+    let hits: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = traces
+            .iter()
+            .map(|trace| {
+                scope.spawn(move || {
+                    trace
+                        .iter()
+                        .filter(|&&k| cache.get_or_insert(&keys[k as usize], value))
+                        .count()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let ops: usize = traces.iter().map(Vec::len).sum();
+    Outcome {
+        name,
+        ops_per_sec: ops as f64 / elapsed,
+        hit_ratio: hits as f64 / ops as f64,
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    let keys: Vec<String> = (0..KEYS).map(|i| format!("user:{i:08}")).collect();
+    let value = Bytes::from(vec![b'x'; VALUE_LEN]);
+    let zipf = Zipf::new(KEYS as f64, 1.0).expect("valid Zipf parameters");
+
+    println!(
+        "Workload: cache-aside, Zipf(1.0) over {KEYS} keys, capacity {CAPACITY}, {VALUE_LEN}-byte values,"
+    );
+    println!("{OPS} measured ops per run after {WARMUP_OPS} warm-up ops; a fresh cache per run.\n");
+    for threads in [1usize, 2] {
+        let traces: Vec<Vec<u32>> = (0..threads)
+            .map(|t| {
+                let mut rng = SmallRng::seed_from_u64(42 + t as u64);
+                (0..OPS / threads)
+                    .map(|_| zipf.sample(&mut rng) as u32 - 1)
+                    .collect()
+            })
+            .collect();
+        let outcomes: Vec<Outcome> = contestants()
+            .into_iter()
+            .map(|(name, cache)| run(name, &*cache, &keys, &traces, &value))
+            .collect();
+        print_table(threads, &outcomes);
+    }
+}
+
+fn print_table(threads: usize, outcomes: &[Outcome]) {
+    let find = |name: &str| {
+        outcomes
+            .iter()
+            .find(|o| o.name.starts_with(name))
+            .expect("peer ran")
+    };
+    let (moka, quick) = (find("moka"), find("quick_cache"));
+    println!("threads = {threads}");
+    println!(
+        "| {:<30} | {:>12} | {:>9} | {:>9} | {:>14} | {:>10} | {:>16} |",
+        "cache",
+        "ops/s",
+        "hit ratio",
+        "vs moka",
+        "vs quick_cache",
+        "hit - moka",
+        "hit - quick_cache"
+    );
+    println!(
+        "|{:-<32}|{:->14}|{:->11}|{:->11}|{:->16}|{:->12}|{:->18}|",
+        "", "", "", "", "", "", ""
+    );
+    for o in outcomes {
+        println!(
+            "| {:<30} | {:>12.0} | {:>9.4} | {:>8.2}x | {:>13.2}x | {:>+10.4} | {:>+16.4} |",
+            o.name,
+            o.ops_per_sec,
+            o.hit_ratio,
+            o.ops_per_sec / moka.ops_per_sec,
+            o.ops_per_sec / quick.ops_per_sec,
+            o.hit_ratio - moka.hit_ratio,
+            o.hit_ratio - quick.hit_ratio,
+        );
+    }
+    let (direct, dyn_) = (find("MemoryStore (direct)"), find("MemoryStore (dyn"));
+    let best_peer_hit = moka.hit_ratio.max(quick.hit_ratio);
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "targets: hit ratio >= best peer ({:.4} vs {:.4}): {}; direct >= 1.0x quick_cache ({:.2}x): {}; trait >= 0.5x quick_cache ({:.2}x): {}\n",
+        direct.hit_ratio,
+        best_peer_hit,
+        verdict(direct.hit_ratio >= best_peer_hit),
+        direct.ops_per_sec / quick.ops_per_sec,
+        verdict(direct.ops_per_sec >= quick.ops_per_sec),
+        dyn_.ops_per_sec / quick.ops_per_sec,
+        verdict(dyn_.ops_per_sec >= 0.5 * quick.ops_per_sec),
+    );
+}
