@@ -352,13 +352,12 @@ impl Shard {
 
     fn evict_from_small(&mut self, now: &Now<'_>) {
         while let Some(slot) = self.small.slots.pop_front() {
-            let Some(entry) = self.table.find_mut(slot.hash, |e| e.id == slot.id) else {
+            let Ok(mut found) = self.table.find_entry(slot.hash, |e| e.id == slot.id) else {
                 continue;
             };
-            if !entry.is_live(now) {
-                self.remove_by_id(slot.hash, slot.id, Removal::Expired);
-            } else if entry.freq.load(Ordering::Relaxed) > 0 {
-                entry.freq.store(0, Ordering::Relaxed);
+            let entry = found.get_mut();
+            if entry.is_live(now) && entry.freq.load(Ordering::Relaxed) > 0 {
+                *entry.freq.get_mut() = 0;
                 entry.queue = Queue::Main;
                 let size = entry.size();
                 self.small.len -= 1;
@@ -366,9 +365,14 @@ impl Shard {
                 self.main.len += 1;
                 self.main.bytes += size;
                 self.main.slots.push_back(slot);
-            } else {
-                self.remove_by_id(slot.hash, slot.id, Removal::Evicted);
+                return;
+            }
+            let (entry, _) = found.remove();
+            if entry.is_live(now) {
+                self.account_removal(&entry, Removal::Evicted);
                 self.ghost.insert(slot.hash);
+            } else {
+                self.account_removal(&entry, Removal::Expired);
             }
             return;
         }
@@ -376,21 +380,25 @@ impl Shard {
 
     fn evict_from_main(&mut self, now: &Now<'_>) {
         while let Some(slot) = self.main.slots.pop_front() {
-            let Some(entry) = self.table.find(slot.hash, |e| e.id == slot.id) else {
+            let Ok(mut found) = self.table.find_entry(slot.hash, |e| e.id == slot.id) else {
                 continue;
             };
-            if !entry.is_live(now) {
-                self.remove_by_id(slot.hash, slot.id, Removal::Expired);
-                return;
-            }
-            let f = entry.freq.load(Ordering::Relaxed);
-            if f > 0 {
-                entry.freq.store(f - 1, Ordering::Relaxed);
+            let entry = found.get_mut();
+            let live = entry.is_live(now);
+            let freq = entry.freq.get_mut();
+            if live && *freq > 0 {
+                *freq -= 1;
                 self.main.slots.push_back(slot);
-            } else {
-                self.remove_by_id(slot.hash, slot.id, Removal::Evicted);
-                return;
+                continue;
             }
+            let (entry, _) = found.remove();
+            let why = if live {
+                Removal::Evicted
+            } else {
+                Removal::Expired
+            };
+            self.account_removal(&entry, why);
+            return;
         }
     }
 
