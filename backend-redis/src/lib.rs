@@ -1,1 +1,11 @@
 #![doc = include_str!("../README.md")]
+
+mod config;
+mod conn;
+mod error;
+mod store;
+
+pub use config::{
+    NodeAddr, REDIS_URL_ENV, RedisConfig, RedisConfigBuilder, RedisMode, RetryPolicy, TlsConfig,
+};
+pub use store::RedisStore;

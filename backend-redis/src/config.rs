@@ -1,0 +1,459 @@
+//! [`RedisConfig`]: where the servers are, how to authenticate, and how long to wait.
+
+use std::fmt;
+use std::time::Duration;
+
+use cache_core::{Error, ErrorKind, Limits, Result};
+use redis::{ConnectionAddr, IntoConnectionInfo};
+
+/// The environment variable read by [`RedisConfig::from_env`].
+pub const REDIS_URL_ENV: &str = "REDIS_URL";
+
+/// A `host:port` pair.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NodeAddr {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl NodeAddr {
+    /// A node at `host:port`.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        NodeAddr {
+            host: host.into(),
+            port,
+        }
+    }
+}
+
+impl fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// How the store reaches Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedisMode {
+    /// One server, on a connection that reconnects by itself.
+    Standalone(NodeAddr),
+    /// A Redis Cluster, discovered from any of these seed nodes.
+    Cluster(Vec<NodeAddr>),
+    /// A master found through Sentinel by name, and found again after a failover.
+    Sentinel {
+        /// The Sentinel nodes to ask.
+        sentinels: Vec<NodeAddr>,
+        /// The name of the monitored master (`sentinel monitor NAME ...`).
+        master_name: String,
+    },
+}
+
+/// The reconnect policy: after a connection drops, how often and how fast to try again before
+/// reporting the server as unreachable.
+///
+/// Attempt `n` waits a random time up to `min_delay * 2^n`, capped at `max_delay`. The defaults (3
+/// retries, 50 ms, capped at 250 ms) give up in well under a second, instead of redis-rs' ~9.5 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Reconnect attempts after the first failed one. Default: 3.
+    pub max_retries: usize,
+    /// Base delay between attempts. Default: 50 ms.
+    pub min_delay: Duration,
+    /// Longest delay between attempts. Default: 250 ms.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 3,
+            min_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(250),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy with `max_retries` attempts between `min_delay` and `max_delay`.
+    pub fn new(max_retries: usize, min_delay: Duration, max_delay: Duration) -> Self {
+        RetryPolicy {
+            max_retries,
+            min_delay,
+            max_delay,
+        }
+    }
+}
+
+/// TLS settings beyond the system's trust store.
+#[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// A PEM CA certificate to trust instead of the system roots. Default: none (system roots).
+    pub ca_cert_pem: Option<Vec<u8>>,
+    /// A PEM client certificate and its PEM private key, for servers that require mutual TLS.
+    /// Default: none.
+    pub client_cert_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("ca_cert_pem", &self.ca_cert_pem.as_ref().map(|_| "<pem>"))
+            .field(
+                "client_cert_pem",
+                &self.client_cert_pem.as_ref().map(|_| "<pem, key redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Settings of a [`RedisStore`](crate::RedisStore).
+///
+/// Build one with [`RedisConfig::builder`], parse one with [`RedisConfig::from_url`], or read
+/// `REDIS_URL` with [`RedisConfig::from_env`]. `Debug` never prints the password or a private key.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// Standalone, Cluster or Sentinel. Default: standalone at `127.0.0.1:6379`.
+    pub mode: RedisMode,
+    /// Whether to speak TLS to the Redis servers (`rediss://`). Default: `false`.
+    pub tls: bool,
+    /// TLS trust and client certificate. Default: system roots, no client certificate.
+    pub tls_config: TlsConfig,
+    /// ACL user name. Default: none (the `default` user).
+    pub username: Option<String>,
+    /// Password (`AUTH`). Default: none.
+    pub password: Option<String>,
+    /// Database number (standalone and Sentinel only). Default: 0.
+    pub db: i64,
+    /// How long one connection attempt may take. Default: 1 s.
+    pub connect_timeout: Duration,
+    /// How long one command (one round trip) may take, including waiting for a reconnect.
+    /// Default: 1 s.
+    pub command_timeout: Duration,
+    /// The reconnect policy. Default: [`RetryPolicy::default`].
+    pub retry: RetryPolicy,
+    /// Prepended to every key in Redis, so several apps can share one database. Default: empty.
+    pub key_prefix: String,
+    /// Key and value limits. Default: [`Limits::default`].
+    pub limits: Limits,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            mode: RedisMode::Standalone(NodeAddr::new("127.0.0.1", 6379)),
+            tls: false,
+            tls_config: TlsConfig::default(),
+            username: None,
+            password: None,
+            db: 0,
+            connect_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            key_prefix: String::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("mode", &self.mode)
+            .field("tls", &self.tls)
+            .field("tls_config", &self.tls_config)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("db", &self.db)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("retry", &self.retry)
+            .field("key_prefix", &self.key_prefix)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl RedisConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> RedisConfigBuilder {
+        RedisConfigBuilder::default()
+    }
+
+    /// Parses a standalone URL: `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for
+    /// TLS. Everything else keeps its default.
+    ///
+    /// ```
+    /// use backend_redis::RedisConfig;
+    ///
+    /// let config = RedisConfig::from_url("rediss://app:s3cret@cache.internal:6380/2")?;
+    /// assert!(config.tls);
+    /// assert_eq!(config.db, 2);
+    /// assert!(!format!("{config:?}").contains("s3cret"));
+    /// # Ok::<_, cache_core::Error>(())
+    /// ```
+    pub fn from_url(url: &str) -> Result<Self> {
+        let mut config = RedisConfig::default();
+        config.apply_url(url)?;
+        Ok(config)
+    }
+
+    /// [`from_url`](Self::from_url) on the `REDIS_URL` environment variable.
+    pub fn from_env() -> Result<Self> {
+        let url = std::env::var(REDIS_URL_ENV).map_err(|_| {
+            Error::new(
+                ErrorKind::Config,
+                format!("the {REDIS_URL_ENV} environment variable is not set (or not UTF-8)"),
+            )
+        })?;
+        Self::from_url(&url)
+    }
+
+    fn apply_url(&mut self, url: &str) -> Result<()> {
+        // Never echo the URL: it may hold a password.
+        let bad = |why: &str| {
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "invalid Redis URL ({why}); expected redis://[user:password@]host[:port][/db] or rediss://…"
+                ),
+            )
+        };
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(bad("the scheme must be redis:// or rediss://"));
+        }
+        let info = url
+            .into_connection_info()
+            .map_err(|e| bad(e.detail().unwrap_or("cannot be parsed")))?;
+        match info.addr() {
+            ConnectionAddr::Tcp(host, port) => {
+                self.mode = RedisMode::Standalone(NodeAddr::new(host.clone(), *port));
+                self.tls = false;
+            }
+            ConnectionAddr::TcpTls { host, port, .. } => {
+                self.mode = RedisMode::Standalone(NodeAddr::new(host.clone(), *port));
+                self.tls = true;
+            }
+            _ => return Err(bad("only TCP addresses are supported")),
+        }
+        let redis = info.redis_settings();
+        self.username = redis.username().map(str::to_owned);
+        self.password = redis.password().map(str::to_owned);
+        self.db = redis.db();
+        Ok(())
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::new(ErrorKind::Config, msg));
+        match &self.mode {
+            RedisMode::Cluster(nodes) if nodes.is_empty() => {
+                return bad("cluster mode needs at least one seed node".into());
+            }
+            RedisMode::Cluster(_) if self.db != 0 => {
+                return bad(format!(
+                    "Redis Cluster has only database 0, got db = {}",
+                    self.db
+                ));
+            }
+            RedisMode::Sentinel { sentinels, .. } if sentinels.is_empty() => {
+                return bad("sentinel mode needs at least one sentinel address".into());
+            }
+            RedisMode::Sentinel { master_name, .. } if master_name.is_empty() => {
+                return bad("sentinel mode needs the master's name".into());
+            }
+            _ => {}
+        }
+        if self.db < 0 {
+            return bad(format!("db must not be negative, got {}", self.db));
+        }
+        if self.connect_timeout.is_zero() {
+            return bad("connect_timeout must be greater than zero".into());
+        }
+        if self.command_timeout.is_zero() {
+            return bad("command_timeout must be greater than zero".into());
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`RedisConfig`]; every setter is named after the field it sets.
+///
+/// ```
+/// use backend_redis::RedisConfig;
+/// use std::time::Duration;
+///
+/// let config = RedisConfig::builder()
+///     .url("redis://127.0.0.1:6379")
+///     .key_prefix("myapp:")
+///     .command_timeout(Duration::from_millis(250))
+///     .build()?;
+/// # Ok::<_, cache_core::Error>(())
+/// ```
+#[derive(Debug, Default)]
+#[must_use]
+pub struct RedisConfigBuilder {
+    config: RedisConfig,
+    error: Option<Error>,
+}
+
+impl RedisConfigBuilder {
+    /// Takes address, TLS, user, password and db from a `redis://` or `rediss://` URL.
+    pub fn url(mut self, url: &str) -> Self {
+        if let Err(e) = self.config.apply_url(url) {
+            self.error.get_or_insert(e);
+        }
+        self
+    }
+
+    /// A standalone server at `host:port`.
+    pub fn standalone(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.config.mode = RedisMode::Standalone(NodeAddr::new(host, port));
+        self
+    }
+
+    /// A Redis Cluster reached through these seed nodes.
+    pub fn cluster(mut self, nodes: impl IntoIterator<Item = NodeAddr>) -> Self {
+        self.config.mode = RedisMode::Cluster(nodes.into_iter().collect());
+        self
+    }
+
+    /// A master named `master_name`, found through these Sentinels.
+    pub fn sentinel(
+        mut self,
+        sentinels: impl IntoIterator<Item = NodeAddr>,
+        master_name: impl Into<String>,
+    ) -> Self {
+        self.config.mode = RedisMode::Sentinel {
+            sentinels: sentinels.into_iter().collect(),
+            master_name: master_name.into(),
+        };
+        self
+    }
+
+    /// Speak TLS to Redis.
+    pub fn tls(mut self, tls: bool) -> Self {
+        self.config.tls = tls;
+        self
+    }
+
+    /// Trust this PEM CA certificate (and turn TLS on).
+    pub fn tls_ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.config.tls = true;
+        self.config.tls_config.ca_cert_pem = Some(pem.into());
+        self
+    }
+
+    /// Present this PEM client certificate and PEM private key (and turn TLS on).
+    pub fn tls_client_cert_pem(
+        mut self,
+        cert: impl Into<Vec<u8>>,
+        key: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.config.tls = true;
+        self.config.tls_config.client_cert_pem = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// ACL user name.
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.config.username = Some(username.into());
+        self
+    }
+
+    /// Password.
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.config.password = Some(password.into());
+        self
+    }
+
+    /// Database number.
+    pub fn db(mut self, db: i64) -> Self {
+        self.config.db = db;
+        self
+    }
+
+    /// How long one connection attempt may take.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one command may take.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.config.command_timeout = timeout;
+        self
+    }
+
+    /// The reconnect policy.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.config.retry = retry;
+        self
+    }
+
+    /// The prefix of every key in Redis.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.key_prefix = prefix.into();
+        self
+    }
+
+    /// Key and value limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// The config, or an [`ErrorKind::Config`] error naming the first invalid setting.
+    pub fn build(self) -> Result<RedisConfig> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_with_user_password_db() {
+        let c = RedisConfig::from_url("redis://alice:p%40ss@example.org:6390/3").unwrap();
+        assert_eq!(
+            c.mode,
+            RedisMode::Standalone(NodeAddr::new("example.org", 6390))
+        );
+        assert_eq!(c.username.as_deref(), Some("alice"));
+        assert_eq!(c.password.as_deref(), Some("p@ss"));
+        assert_eq!(c.db, 3);
+        assert!(!c.tls);
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("p@ss") && !debug.contains("p%40ss"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn rediss_turns_tls_on() {
+        let c = RedisConfig::from_url("rediss://:secret@localhost").unwrap();
+        assert!(c.tls);
+        assert_eq!(c.password.as_deref(), Some("secret"));
+        assert_eq!(
+            c.mode,
+            RedisMode::Standalone(NodeAddr::new("localhost", 6379))
+        );
+    }
+
+    #[test]
+    fn bad_url_is_a_config_error_without_the_password() {
+        let e = RedisConfig::from_url("http://u:topsecret@host").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(!e.to_string().contains("topsecret"));
+    }
+}

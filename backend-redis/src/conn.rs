@@ -1,0 +1,358 @@
+//! Connections for the three modes behind one [`ConnectionLike`] type: a reconnecting
+//! [`ConnectionManager`] (standalone), a cluster connection, and a Sentinel-resolved manager that
+//! finds the master again after a failover.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use cache_core::{Error, ErrorKind, Result};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, ConnectionAddr, ConnectionInfo,
+    IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisError, RedisFuture, ServerErrorKind,
+    TlsCertificates, Value,
+};
+use std::time::Instant;
+
+use crate::config::{NodeAddr, RedisConfig, RedisMode};
+use crate::error::map_redis_error;
+
+/// One connection handle of any mode; cloning is cheap and clones share the connection.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+    Sentinel(SentinelConn),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
+        }
+    }
+}
+
+/// Installs the ring crypto provider for rustls once; redis' rustls feature brings none.
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Fails only if the application already installed one, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+fn redis_settings(config: &RedisConfig, db: i64) -> RedisConnectionInfo {
+    let mut settings = RedisConnectionInfo::default().set_db(db);
+    if let Some(user) = &config.username {
+        settings = settings.set_username(user);
+    }
+    if let Some(password) = &config.password {
+        settings = settings.set_password(password);
+    }
+    settings
+}
+
+fn node_info(config: &RedisConfig, node: &NodeAddr, db: i64) -> Result<ConnectionInfo> {
+    let addr = if config.tls {
+        ConnectionAddr::TcpTls {
+            host: node.host.clone(),
+            port: node.port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        ConnectionAddr::Tcp(node.host.clone(), node.port)
+    };
+    let info = addr
+        .into_connection_info()
+        .map_err(|e| map_redis_error(e, "connect", None))?;
+    Ok(info.set_redis_settings(redis_settings(config, db)))
+}
+
+fn certificates(config: &RedisConfig) -> Option<TlsCertificates> {
+    let tls = &config.tls_config;
+    if !config.tls || (tls.ca_cert_pem.is_none() && tls.client_cert_pem.is_none()) {
+        return None;
+    }
+    Some(TlsCertificates {
+        client_tls: tls
+            .client_cert_pem
+            .as_ref()
+            .map(|(cert, key)| ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+        root_cert: tls.ca_cert_pem.clone(),
+    })
+}
+
+fn client_for(config: &RedisConfig, node: &NodeAddr) -> Result<Client> {
+    let info = node_info(config, node, config.db)?;
+    let client = match certificates(config) {
+        Some(certs) => Client::build_with_tls(info, certs),
+        None => Client::open(info),
+    };
+    client.map_err(|e| {
+        Error::new(
+            ErrorKind::Config,
+            format!(
+                "cannot use the TLS settings for {node}: {}",
+                e.detail().unwrap_or("")
+            ),
+        )
+        .with_source(e)
+    })
+}
+
+fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.command_timeout))
+        .set_number_of_retries(config.retry.max_retries)
+        .set_min_delay(config.retry.min_delay)
+        .set_max_delay(config.retry.max_delay)
+        .set_exponent_base(2.0)
+}
+
+/// Connects in the configured mode, failing fast (per [`RedisConfig::retry`]) if the server is
+/// unreachable or refuses the credentials.
+pub(crate) async fn connect(config: &RedisConfig) -> Result<Conn> {
+    config.validate()?;
+    if config.tls {
+        install_crypto_provider();
+    }
+    match &config.mode {
+        RedisMode::Standalone(node) => {
+            let client = client_for(config, node)?;
+            let manager = ConnectionManager::new_with_config(client, manager_config(config))
+                .await
+                .map_err(|e| map_redis_error(e, &format!("connect to {node}"), None))?;
+            Ok(Conn::Single(manager))
+        }
+        RedisMode::Cluster(nodes) => {
+            let infos = nodes
+                .iter()
+                .map(|n| node_info(config, n, 0))
+                .collect::<Result<Vec<_>>>()?;
+            let retry = config.retry;
+            let mut builder = ClusterClientBuilder::new(infos)
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.command_timeout)
+                .retries(retry.max_retries as u32)
+                .min_retry_wait(retry.min_delay.as_millis() as u64)
+                .max_retry_wait(retry.max_delay.as_millis() as u64);
+            if let Some(certs) = certificates(config) {
+                builder = builder.certs(certs);
+            }
+            let client = builder
+                .build()
+                .map_err(|e| map_redis_error(e, "configure the cluster client", None))?;
+            let conn = client
+                .get_async_connection()
+                .await
+                .map_err(|e| map_redis_error(e, "connect to the cluster", None))?;
+            Ok(Conn::Cluster(conn))
+        }
+        RedisMode::Sentinel { .. } => Ok(Conn::Sentinel(SentinelConn::connect(config).await?)),
+    }
+}
+
+/// A master found through Sentinel. Connection errors and `READONLY` replies (the old master was
+/// demoted) make it ask the Sentinels again and switch to the new master.
+#[derive(Clone)]
+pub(crate) struct SentinelConn(Arc<SentinelState>);
+
+struct SentinelState {
+    config: RedisConfig,
+    current: RwLock<Current>,
+    resolving: tokio::sync::Mutex<Instant>,
+}
+
+struct Current {
+    generation: u64,
+    manager: ConnectionManager,
+    addr: NodeAddr,
+}
+
+/// Least time between two Sentinel look-ups, so a dead master does not flood the Sentinels.
+const RESOLVE_INTERVAL: Duration = Duration::from_millis(100);
+
+impl SentinelConn {
+    async fn connect(config: &RedisConfig) -> Result<Self> {
+        let addr = resolve_master(config).await?;
+        let client = client_for(config, &addr)?;
+        let manager = ConnectionManager::new_with_config(client, manager_config(config))
+            .await
+            .map_err(|e| map_redis_error(e, &format!("connect to master {addr}"), None))?;
+        Ok(SentinelConn(Arc::new(SentinelState {
+            config: config.clone(),
+            current: RwLock::new(Current {
+                generation: 0,
+                manager,
+                addr,
+            }),
+            resolving: tokio::sync::Mutex::new(Instant::now()),
+        })))
+    }
+
+    /// The master's address as last resolved.
+    pub(crate) fn master(&self) -> NodeAddr {
+        self.0.current.read().expect("not poisoned").addr.clone()
+    }
+
+    fn snapshot(&self) -> (u64, ConnectionManager) {
+        let current = self.0.current.read().expect("not poisoned");
+        (current.generation, current.manager.clone())
+    }
+
+    fn on_error(&self, generation: u64, err: &RedisError) {
+        let stale = err.is_io_error()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || err.is_timeout()
+            || matches!(
+                err.kind(),
+                redis::ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+            );
+        if stale {
+            let state = self.0.clone();
+            tokio::spawn(async move { state.re_resolve(generation).await });
+        }
+    }
+
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let (generation, mut manager) = self.snapshot();
+        Box::pin(async move {
+            let result = manager.req_packed_command(cmd).await;
+            if let Err(e) = &result {
+                self.on_error(generation, e);
+            }
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        let (generation, mut manager) = self.snapshot();
+        Box::pin(async move {
+            let result = manager.req_packed_commands(pipeline, offset, count).await;
+            if let Err(e) = &result {
+                self.on_error(generation, e);
+            }
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.config.db
+    }
+}
+
+impl SentinelState {
+    async fn re_resolve(&self, generation: u64) {
+        let mut last = self.resolving.lock().await;
+        if self.current.read().expect("not poisoned").generation != generation {
+            return; // someone else already switched
+        }
+        let since = last.elapsed();
+        if since < RESOLVE_INTERVAL {
+            tokio::time::sleep(RESOLVE_INTERVAL - since).await;
+        }
+        *last = Instant::now();
+        let Ok(addr) = resolve_master(&self.config).await else {
+            return; // the next failing command tries again
+        };
+        let Ok(client) = client_for(&self.config, &addr) else {
+            return;
+        };
+        let Ok(manager) =
+            ConnectionManager::new_lazy_with_config(client, manager_config(&self.config))
+        else {
+            return;
+        };
+        let mut current = self.current.write().expect("not poisoned");
+        if current.addr != addr {
+            tracing::info!(old = %current.addr, new = %addr, "redis sentinel: master changed");
+        }
+        *current = Current {
+            generation: generation + 1,
+            manager,
+            addr,
+        };
+    }
+}
+
+/// Asks each Sentinel in turn for the master's address.
+async fn resolve_master(config: &RedisConfig) -> Result<NodeAddr> {
+    let RedisMode::Sentinel {
+        sentinels,
+        master_name,
+    } = &config.mode
+    else {
+        unreachable!("resolve_master is only called in sentinel mode")
+    };
+    let conn_config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.command_timeout));
+    let mut last_error = None;
+    for sentinel in sentinels {
+        let attempt = async {
+            let client = Client::open((sentinel.host.as_str(), sentinel.port))?;
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&conn_config)
+                .await?;
+            redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(master_name)
+                .query_async::<Option<(String, u16)>>(&mut conn)
+                .await
+        };
+        match attempt.await {
+            Ok(Some((host, port))) => return Ok(NodeAddr::new(host, port)),
+            Ok(None) => {
+                last_error = Some(Error::new(
+                    ErrorKind::Config,
+                    format!("sentinel {sentinel} does not know a master named {master_name:?}"),
+                ));
+            }
+            Err(e) => {
+                last_error = Some(map_redis_error(
+                    e,
+                    &format!("ask sentinel {sentinel} for master {master_name:?}"),
+                    None,
+                ));
+            }
+        }
+    }
+    Err(last_error.expect("at least one sentinel is configured"))
+}

@@ -1,0 +1,591 @@
+//! [`RedisStore`]: the [`CacheStore`] contract on Redis, one round trip per operation.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cache_core::{
+    CacheStore, Capabilities, Error, KeyTtl, Limits, Result, ScanCursor, ScanPage, SetCondition,
+    SetOptions, opt_ttl_millis, ttl_millis,
+};
+use futures::future::try_join_all;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo, Slot};
+use redis::{Cmd, FromRedisValue, Pipeline, Script, Value};
+
+use crate::config::{RedisConfig, RedisMode};
+use crate::conn::{Conn, connect};
+use crate::error::{map_redis_error, timed_out, unexpected};
+
+/// `incr_by` with TTL-on-create: `INCRBY` leaves non-integers and overflows unchanged and reports
+/// them; the TTL is applied only when this call created the key.
+const INCR_SCRIPT: &str = r"
+local existed = redis.call('EXISTS', KEYS[1])
+local r = redis.pcall('INCRBY', KEYS[1], ARGV[1])
+if type(r) == 'table' and r.err then return r end
+if existed == 0 and ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return r
+";
+
+/// `compare_and_swap`: ARGV = has_expected, expected, has_new, new, ttl_ms (or '').
+const CAS_SCRIPT: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if cur == false or cur ~= ARGV[2] then return 0 end
+elseif cur ~= false then
+  return 0
+end
+if ARGV[3] == '1' then
+  if ARGV[5] ~= '' then
+    redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
+  else
+    redis.call('SET', KEYS[1], ARGV[4])
+  end
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+";
+
+/// How many keys one `SCAN` step of [`CacheStore::clear`] asks for, and one `UNLINK` removes.
+const CLEAR_BATCH: usize = 1000;
+
+/// A [`CacheStore`] on Redis: standalone, Cluster or Sentinel, chosen by [`RedisConfig::mode`].
+///
+/// Values are stored as their raw bytes under `key_prefix + key`, so any Redis client can read them.
+/// Cloning is cheap and clones share the connection.
+///
+/// ```no_run
+/// use backend_redis::{RedisConfig, RedisStore};
+/// use cache_core::{CacheStore, SetOptions};
+///
+/// # async fn run() -> cache_core::Result<()> {
+/// let store = RedisStore::connect(RedisConfig::from_url("redis://127.0.0.1:6379")?).await?;
+/// store.set("greeting", "hello".into(), SetOptions::new()).await?;
+/// assert_eq!(store.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Conn,
+    config: RedisConfig,
+    incr: Script,
+    cas: Script,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("mode", &self.inner.config.mode)
+            .field("tls", &self.inner.config.tls)
+            .field("key_prefix", &self.inner.config.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects with `config`. Fails fast (within the retry policy) with
+    /// [`ErrorKind::Connection`](cache_core::ErrorKind::Connection) if no server answers and with
+    /// [`ErrorKind::Authentication`](cache_core::ErrorKind::Authentication) if it refuses the
+    /// credentials.
+    pub async fn connect(config: RedisConfig) -> Result<Self> {
+        let conn = connect(&config).await?;
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                conn,
+                config,
+                incr: Script::new(INCR_SCRIPT),
+                cas: Script::new(CAS_SCRIPT),
+            }),
+        })
+    }
+
+    /// Connects to a `redis://` or `rediss://` URL with default settings otherwise.
+    pub async fn from_url(url: &str) -> Result<Self> {
+        Self::connect(RedisConfig::from_url(url)?).await
+    }
+
+    /// Connects to the URL in `REDIS_URL`.
+    pub async fn from_env() -> Result<Self> {
+        Self::connect(RedisConfig::from_env()?).await
+    }
+
+    /// The settings this store was built with.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// In Sentinel mode, the master's address as last resolved; `None` in other modes.
+    pub fn sentinel_master(&self) -> Option<crate::NodeAddr> {
+        match &self.inner.conn {
+            Conn::Sentinel(s) => Some(s.master()),
+            _ => None,
+        }
+    }
+
+    fn limits_ref(&self) -> &Limits {
+        &self.inner.config.limits
+    }
+
+    fn full_key<'a>(&self, key: &'a str) -> Cow<'a, str> {
+        let prefix = &self.inner.config.key_prefix;
+        if prefix.is_empty() {
+            Cow::Borrowed(key)
+        } else {
+            Cow::Owned(format!("{prefix}{key}"))
+        }
+    }
+
+    fn strip_prefix(&self, full: Vec<u8>) -> Option<String> {
+        let full = String::from_utf8(full).ok()?;
+        let prefix = &self.inner.config.key_prefix;
+        if prefix.is_empty() {
+            return Some(full);
+        }
+        full.strip_prefix(prefix.as_str()).map(str::to_owned)
+    }
+
+    /// Runs one future of redis work under the command timeout and maps its error.
+    async fn timed<T>(
+        &self,
+        op: &str,
+        key: Option<&str>,
+        work: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T> {
+        let timeout = self.inner.config.command_timeout;
+        match tokio::time::timeout(timeout, work).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(map_redis_error(e, op, key)),
+            Err(_) => Err(timed_out(op, key, timeout)),
+        }
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd, op: &str, key: Option<&str>) -> Result<T> {
+        let mut conn = self.inner.conn.clone();
+        self.timed(op, key, cmd.query_async(&mut conn)).await
+    }
+
+    async fn query_pipe(&self, pipe: &Pipeline, op: &str) -> Result<()> {
+        let mut conn = self.inner.conn.clone();
+        self.timed(op, None, pipe.exec_async(&mut conn)).await
+    }
+
+    /// A `SCAN MATCH` pattern for full keys starting with `key_prefix + prefix`.
+    fn pattern(&self, prefix: &str) -> String {
+        let mut pattern = glob_escape(&self.inner.config.key_prefix);
+        pattern.push_str(&glob_escape(prefix));
+        pattern.push('*');
+        pattern
+    }
+
+    /// The addresses of every cluster master, sorted.
+    async fn cluster_masters(&self) -> Result<Vec<String>> {
+        let Conn::Cluster(conn) = &self.inner.conn else {
+            unreachable!("cluster only")
+        };
+        let mut conn = conn.clone();
+        let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+        let reply = self
+            .timed(
+                "list cluster masters",
+                None,
+                conn.route_command(redis::cmd("PING"), routing),
+            )
+            .await?;
+        let Value::Map(entries) = reply else {
+            return Err(unexpected("list cluster masters", "not a map"));
+        };
+        let mut masters = entries
+            .into_iter()
+            .filter_map(|(addr, _)| match addr {
+                Value::BulkString(b) => String::from_utf8(b).ok(),
+                Value::SimpleString(s) => Some(s),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        masters.sort();
+        Ok(masters)
+    }
+
+    /// One `SCAN` step: on the standalone/Sentinel server, or on one cluster master.
+    async fn scan_step(
+        &self,
+        node: Option<&str>,
+        cursor: u64,
+        pattern: &str,
+        count: usize,
+    ) -> Result<(u64, Vec<Vec<u8>>)> {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(count.max(1));
+        match (node, &self.inner.conn) {
+            (Some(node), Conn::Cluster(conn)) => {
+                let (host, port) = split_addr(node)?;
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.to_owned(),
+                    port,
+                });
+                let mut conn = conn.clone();
+                let value = self
+                    .timed("scan", None, conn.route_command(cmd, routing))
+                    .await?;
+                <(u64, Vec<Vec<u8>>)>::from_redis_value(value)
+                    .map_err(|e| map_redis_error(e.into(), "scan", None))
+            }
+            _ => self.query(&cmd, "scan", None).await,
+        }
+    }
+}
+
+/// Splits `host:port` (the host may itself hold colons, as in IPv6).
+fn split_addr(addr: &str) -> Result<(&str, u16)> {
+    let bad = || unexpected("scan", "malformed node address in cursor");
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    Ok((host, port.parse().map_err(|_| bad())?))
+}
+
+/// Escapes the glob-special characters of Redis `MATCH` patterns (`* ? [ ] \`).
+pub(crate) fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn bytes_of(v: Option<Vec<u8>>) -> Option<Bytes> {
+    v.map(Bytes::from)
+}
+
+#[async_trait]
+impl CacheStore for RedisStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::SHARED
+    }
+
+    fn limits(&self) -> Limits {
+        self.inner.config.limits
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.limits_ref().check_key(key)?;
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(&*self.full_key(key));
+        Ok(bytes_of(self.query(&cmd, "get", Some(key)).await?))
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        for key in keys {
+            self.limits_ref().check_key(key)?;
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(&*self.full_key(key));
+        }
+        let values: Vec<Option<Vec<u8>>> = self.query(&cmd, "get_many", None).await?;
+        if values.len() != keys.len() {
+            return Err(unexpected(
+                "get_many",
+                "MGET returned the wrong number of values",
+            ));
+        }
+        Ok(values.into_iter().map(bytes_of).collect())
+    }
+
+    async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool> {
+        self.limits_ref().check_entry(key, value.len())?;
+        let ttl = opt_ttl_millis(options.ttl)?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&*self.full_key(key)).arg(value.as_ref());
+        if let Some(ms) = ttl {
+            cmd.arg("PX").arg(ms);
+        }
+        match options.condition {
+            SetCondition::IfAbsent => {
+                cmd.arg("NX");
+            }
+            SetCondition::IfPresent => {
+                cmd.arg("XX");
+            }
+            _ => {}
+        }
+        let reply: Value = self.query(&cmd, "set", Some(key)).await?;
+        Ok(!matches!(reply, Value::Nil))
+    }
+
+    async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<()> {
+        for (key, value) in entries {
+            self.limits_ref().check_entry(key, value.len())?;
+        }
+        let ttl = opt_ttl_millis(ttl)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let Some(ms) = ttl else {
+            // MSET: one command; the later of two equal keys wins. The cluster client splits it by slot.
+            let mut cmd = redis::cmd("MSET");
+            for (key, value) in entries {
+                cmd.arg(&*self.full_key(key)).arg(value.as_ref());
+            }
+            return self.query::<()>(&cmd, "set_many", None).await;
+        };
+        let set_px = |pipe: &mut Pipeline, key: &str, value: &Bytes| {
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(value.as_ref())
+                .arg("PX")
+                .arg(ms)
+                .ignore();
+        };
+        if let Conn::Cluster(_) = &self.inner.conn {
+            // A cluster pipeline must stay within one slot: one pipeline per slot, all in parallel.
+            let mut by_slot: HashMap<Slot, Pipeline> = HashMap::new();
+            for (key, value) in entries {
+                let full = self.full_key(key);
+                let pipe = by_slot.entry(Slot::for_key(full.as_bytes())).or_default();
+                set_px(pipe, &full, value);
+            }
+            try_join_all(
+                by_slot
+                    .values()
+                    .map(|pipe| self.query_pipe(pipe, "set_many")),
+            )
+            .await?;
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (key, value) in entries {
+            set_px(&mut pipe, &self.full_key(key), value);
+        }
+        self.query_pipe(&pipe, "set_many").await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.limits_ref().check_key(key)?;
+        let mut cmd = redis::cmd("UNLINK");
+        cmd.arg(&*self.full_key(key));
+        Ok(self.query::<u64>(&cmd, "delete", Some(key)).await? > 0)
+    }
+
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        for key in keys {
+            self.limits_ref().check_key(key)?;
+        }
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut cmd = redis::cmd("UNLINK");
+        for key in keys {
+            cmd.arg(&*self.full_key(key));
+        }
+        self.query(&cmd, "delete_many", None).await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.limits_ref().check_key(key)?;
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(&*self.full_key(key));
+        Ok(self.query::<u64>(&cmd, "exists", Some(key)).await? > 0)
+    }
+
+    async fn ttl(&self, key: &str) -> Result<KeyTtl> {
+        self.limits_ref().check_key(key)?;
+        let mut cmd = redis::cmd("PTTL");
+        cmd.arg(&*self.full_key(key));
+        Ok(match self.query::<i64>(&cmd, "ttl", Some(key)).await? {
+            -2 => KeyTtl::Missing,
+            -1 => KeyTtl::Persistent,
+            // PTTL rounds down; a live key has some time left, so never report zero.
+            ms => KeyTtl::ExpiresIn(Duration::from_millis(ms.max(1) as u64)),
+        })
+    }
+
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+        self.limits_ref().check_key(key)?;
+        let ms = ttl_millis(ttl)?;
+        let mut cmd = redis::cmd("PEXPIRE");
+        cmd.arg(&*self.full_key(key)).arg(ms);
+        Ok(self.query::<u64>(&cmd, "expire", Some(key)).await? > 0)
+    }
+
+    async fn persist(&self, key: &str) -> Result<bool> {
+        self.limits_ref().check_key(key)?;
+        let mut cmd = redis::cmd("PERSIST");
+        cmd.arg(&*self.full_key(key));
+        Ok(self.query::<u64>(&cmd, "persist", Some(key)).await? > 0)
+    }
+
+    async fn incr_by(&self, key: &str, delta: i64, ttl_on_create: Option<Duration>) -> Result<i64> {
+        self.limits_ref().check_key(key)?;
+        let ttl = opt_ttl_millis(ttl_on_create)?;
+        let ttl_arg = ttl.map(|ms| ms.to_string()).unwrap_or_default();
+        let mut invocation = self.inner.incr.key(&*self.full_key(key));
+        invocation.arg(delta).arg(ttl_arg);
+        let mut conn = self.inner.conn.clone();
+        self.timed("incr_by", Some(key), invocation.invoke_async(&mut conn))
+            .await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        self.limits_ref()
+            .check_entry(key, new.as_ref().map_or(0, Bytes::len))?;
+        let ttl = opt_ttl_millis(ttl)?;
+        let mut invocation = self.inner.cas.key(&*self.full_key(key));
+        invocation
+            .arg(if expected.is_some() { "1" } else { "0" })
+            .arg(expected.unwrap_or_default())
+            .arg(if new.is_some() { "1" } else { "0" })
+            .arg(new.as_deref().unwrap_or_default())
+            .arg(ttl.map(|ms| ms.to_string()).unwrap_or_default());
+        let mut conn = self.inner.conn.clone();
+        let swapped: i64 = self
+            .timed(
+                "compare_and_swap",
+                Some(key),
+                invocation.invoke_async(&mut conn),
+            )
+            .await?;
+        Ok(swapped == 1)
+    }
+
+    async fn scan(&self, prefix: &str, cursor: ScanCursor, count: usize) -> Result<ScanPage> {
+        let pattern = self.pattern(prefix);
+        let bad_cursor = || {
+            Error::new(
+                cache_core::ErrorKind::InvalidArgument,
+                format!(
+                    "scan cursor {:?} was not made by this store",
+                    cursor.as_str()
+                ),
+            )
+        };
+        let keep = |keys: Vec<Vec<u8>>| -> Vec<String> {
+            keys.into_iter()
+                .filter_map(|k| self.strip_prefix(k))
+                .filter(|k| k.starts_with(prefix))
+                .collect()
+        };
+        if !matches!(self.inner.config.mode, RedisMode::Cluster(_)) {
+            let start = if cursor.is_start() {
+                0
+            } else {
+                cursor.as_str().parse().map_err(|_| bad_cursor())?
+            };
+            let (next, keys) = self.scan_step(None, start, &pattern, count).await?;
+            return Ok(ScanPage {
+                keys: keep(keys),
+                next: (next != 0).then(|| ScanCursor::from_backend(next.to_string())),
+            });
+        }
+        // Cluster: the cursor is `master-address|cursor`; masters are visited in sorted order.
+        let (node, start) = if cursor.is_start() {
+            let masters = self.cluster_masters().await?;
+            let first = masters
+                .into_iter()
+                .next()
+                .ok_or_else(|| unexpected("scan", "the cluster has no masters"))?;
+            (first, 0)
+        } else {
+            let (node, c) = cursor.as_str().rsplit_once('|').ok_or_else(bad_cursor)?;
+            (node.to_owned(), c.parse().map_err(|_| bad_cursor())?)
+        };
+        let (next, keys) = self.scan_step(Some(&node), start, &pattern, count).await?;
+        let next = if next != 0 {
+            Some(format!("{node}|{next}"))
+        } else {
+            let masters = self.cluster_masters().await?;
+            masters
+                .into_iter()
+                .find(|m| *m > node)
+                .map(|m| format!("{m}|0"))
+        };
+        Ok(ScanPage {
+            keys: keep(keys),
+            next: next.map(ScanCursor::from_backend),
+        })
+    }
+
+    async fn clear(&self, prefix: &str) -> Result<u64> {
+        let pattern = self.pattern(prefix);
+        let nodes: Vec<Option<String>> = match &self.inner.conn {
+            Conn::Cluster(_) => self
+                .cluster_masters()
+                .await?
+                .into_iter()
+                .map(Some)
+                .collect(),
+            _ => vec![None],
+        };
+        let mut deleted = 0;
+        for node in &nodes {
+            let mut cursor = 0;
+            loop {
+                let (next, keys) = self
+                    .scan_step(node.as_deref(), cursor, &pattern, CLEAR_BATCH)
+                    .await?;
+                if !keys.is_empty() {
+                    let mut cmd = redis::cmd("UNLINK");
+                    for key in &keys {
+                        cmd.arg(key.as_slice());
+                    }
+                    deleted += self.query::<u64>(&cmd, "clear", None).await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        match &self.inner.conn {
+            Conn::Cluster(conn) => {
+                let mut conn = conn.clone();
+                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                self.timed(
+                    "ping",
+                    None,
+                    conn.route_command(redis::cmd("PING"), routing),
+                )
+                .await
+                .map(drop)
+            }
+            _ => self.query::<()>(&redis::cmd("PING"), "ping", None).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_escape;
+
+    #[test]
+    fn glob_special_characters_are_escaped() {
+        assert_eq!(glob_escape(r"a*b?c[d]e\f"), r"a\*b\?c\[d\]e\\f");
+        assert_eq!(glob_escape("plain:"), "plain:");
+    }
+}
