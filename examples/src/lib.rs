@@ -1,1 +1,1 @@
-//! Runnable examples; see the `examples/` directory and the README.
+#![doc = include_str!("../README.md")]

@@ -1,4 +1,4 @@
-//! `cargo xtask …`: the project's automation. Run `cargo xtask help` for the commands.
+#![doc = include_str!("../README.md")]
 
 mod bench;
 mod conformance;
