@@ -21,13 +21,14 @@ use crate::conn::{Conn, connect};
 use crate::error::{map_redis_error, timed_out, unexpected};
 
 /// `incr_by` with TTL-on-create: `INCRBY` leaves non-integers and overflows unchanged and reports
-/// them; the TTL is applied only when this call created the key.
+/// them; the TTL is applied only when this call created the key. The result is returned as the
+/// stored string, because Lua numbers are doubles and would round values beyond 2^53.
 const INCR_SCRIPT: &str = r"
 local existed = redis.call('EXISTS', KEYS[1])
 local r = redis.pcall('INCRBY', KEYS[1], ARGV[1])
 if type(r) == 'table' and r.err then return r end
 if existed == 0 and ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return r
+return redis.call('GET', KEYS[1])
 ";
 
 /// `compare_and_swap`: ARGV = has_expected, expected, has_new, new, ttl_ms (or '').

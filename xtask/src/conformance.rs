@@ -7,7 +7,13 @@ use crate::{redis, step, wasm};
 
 /// Backends that need a server or a JS runtime; `cargo xtask test` runs each of them after the
 /// workspace tests (which already cover `memory`).
-pub(crate) const SERVER_BACKENDS: &[&str] = &[];
+pub(crate) const SERVER_BACKENDS: &[&str] = &[
+    "redis",
+    "redis-cluster",
+    "redis-tls",
+    "redis-acl",
+    "redis-sentinel",
+];
 
 pub(crate) fn run(sh: &Shell, backend: &str) -> Result<()> {
     step(&format!("conformance --backend {backend}"));

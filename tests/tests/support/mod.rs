@@ -1,0 +1,4 @@
+//! Fixture code shared by the Redis test files; each binary uses only part of it.
+#![allow(dead_code)]
+
+pub(crate) mod redis;

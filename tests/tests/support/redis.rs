@@ -1,0 +1,631 @@
+//! Redis servers for the conformance tests, started once per test binary.
+//!
+//! Order of preference (see STYLE.md): `REDIS_URL` (standalone only), then testcontainers when
+//! Docker answers, then `redis-server` processes on free ports. Under `CI=true` a missing Docker is
+//! a failure, never a fallback. The image is `CACHE_TEST_REDIS_IMAGE` (default `redis:7-alpine`);
+//! `cargo xtask` builds `local/redis:7` from the host's `redis-server` where nothing can be pulled.
+//!
+//! Servers live in a static for the whole process, on a runtime of their own, because every test
+//! builds its own runtime. A static is never dropped, so containers are labelled with our pid and
+//! the next run (and `cargo xtask`) removes those whose process is gone.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use backend_redis::{NodeAddr, RedisConfig, RedisStore};
+use cache_conformance::Fixture;
+use cache_core::{CacheStore, Limits};
+use testcontainers::core::WaitFor;
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+/// The label put on every container, holding the pid of the test process that owns it.
+pub(crate) const PID_LABEL: &str = "cache-conformance.pid";
+
+/// A store per test over a server shared by the test binary; time passes for real.
+pub(crate) struct RedisFixture {
+    store: RedisStore,
+}
+
+#[async_trait::async_trait]
+impl Fixture for RedisFixture {
+    fn store(&self) -> Arc<dyn CacheStore> {
+        Arc::new(self.store.clone())
+    }
+
+    async fn advance(&self, by: Duration) {
+        tokio::time::sleep(by).await;
+    }
+}
+
+/// The settings every fixture shares: a private key prefix per store (so `clear("")` stays inside
+/// it), and a value limit small enough that the oversized-value cases run.
+pub(crate) fn with_test_settings(config: RedisConfig) -> RedisConfig {
+    let mut config = config;
+    config.key_prefix = format!("cc{:08x}:", fastrand::u32(..));
+    config.limits = Limits::new(1024, 4 << 20);
+    config
+}
+
+/// Connects a fresh store to `config` (with the test settings).
+pub(crate) async fn fixture(config: &RedisConfig) -> RedisFixture {
+    let store = RedisStore::connect(with_test_settings(config.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test Redis: {e}"));
+    RedisFixture { store }
+}
+
+/// Servers and the config that reaches them, kept for the life of the process.
+pub(crate) struct Env {
+    /// How to reach the servers.
+    pub config: RedisConfig,
+    _servers: Vec<Server>,
+}
+
+/// A started server; it is never stopped (see the module docs).
+pub(crate) enum Server {
+    /// A testcontainers container.
+    Container(ContainerAsync<GenericImage>),
+    /// A `redis-server` child process.
+    Process(Child),
+}
+
+type EnvFuture = Pin<Box<dyn Future<Output = Env> + Send>>;
+
+/// Starts `Env` once per process, on a runtime that outlives every test's own runtime.
+pub(crate) fn shared(
+    cell: &'static OnceLock<Env>,
+    start: fn(Launcher) -> EnvFuture,
+) -> &'static Env {
+    cell.get_or_init(|| {
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            let env = rt.block_on(start(Launcher::detect()));
+            // Keep the runtime (and the containers' clients) alive for the rest of the process.
+            std::mem::forget(rt);
+            env
+        })
+        .join()
+        .expect("starting the test servers panicked")
+    })
+}
+
+/// How servers are started here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Launcher {
+    /// testcontainers, host network.
+    Docker,
+    /// `redis-server` processes (developers without Docker).
+    Process,
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+fn docker_answers() -> bool {
+    Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Launcher {
+    /// Docker if it answers; otherwise `redis-server` processes, except under CI.
+    pub(crate) fn detect() -> Self {
+        if docker_answers() {
+            reap_orphans();
+            return Launcher::Docker;
+        }
+        if in_ci() {
+            panic!(
+                "CI=true and Docker does not answer (`docker info` failed): the Redis conformance \
+                 tests must run through testcontainers in CI. Start dockerd, or run `cargo xtask \
+                 conformance --backend redis`, which starts it."
+            );
+        }
+        let has_redis = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            has_redis,
+            "neither Docker nor a redis-server binary is available: install Docker (preferred) or \
+             redis-server, or set REDIS_URL for the standalone suite"
+        );
+        eprintln!(
+            "cache-conformance: Docker does not answer; falling back to redis-server processes"
+        );
+        Launcher::Process
+    }
+
+    /// Starts `redis-server ARGS…` (the first arg may be a config file). `files` are written to
+    /// the same absolute paths in the container (or on the host), and `ready` is the log line that
+    /// says the server is up.
+    pub(crate) async fn start(
+        &self,
+        args: &[String],
+        files: &[(String, Vec<u8>)],
+        ready: &str,
+    ) -> Server {
+        match self {
+            Launcher::Docker => {
+                let image = std::env::var("CACHE_TEST_REDIS_IMAGE")
+                    .unwrap_or_else(|_| "redis:7-alpine".to_owned());
+                let (name, tag) = match image.rsplit_once(':') {
+                    Some((name, tag)) if !tag.contains('/') => (name.to_owned(), tag.to_owned()),
+                    _ => (image.clone(), "latest".to_owned()),
+                };
+                let mut cmd = vec!["redis-server".to_owned()];
+                cmd.extend(args.iter().cloned());
+                let mut request = GenericImage::new(name, tag)
+                    .with_wait_for(WaitFor::message_on_stdout(ready))
+                    .with_network("host")
+                    .with_label(PID_LABEL, std::process::id().to_string())
+                    .with_startup_timeout(Duration::from_secs(30))
+                    .with_cmd(cmd);
+                for (path, data) in files {
+                    request = request.with_copy_to(path.clone(), data.clone());
+                }
+                let container = request.start().await.unwrap_or_else(|e| {
+                    panic!("cannot start a {image} container (is the image built? `cargo xtask conformance --backend redis` builds local/redis:7): {e}")
+                });
+                Server::Container(container)
+            }
+            Launcher::Process => {
+                for (path, data) in files {
+                    std::fs::write(path, data).expect("write a server file");
+                }
+                let child = Command::new("redis-server")
+                    .args(args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn redis-server");
+                Server::Process(child)
+            }
+        }
+    }
+}
+
+/// Removes containers left by test processes that are gone (statics are never dropped).
+fn reap_orphans() {
+    let Ok(out) = Command::new("docker")
+        .args(["ps", "-a", "--filter"])
+        .arg(format!("label={PID_LABEL}"))
+        .arg("--format")
+        .arg(format!("{{{{.ID}}}} {{{{.Label \"{PID_LABEL}\"}}}}"))
+        .output()
+    else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some((id, pid)) = line.split_once(' ') else {
+            continue;
+        };
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if !alive {
+            let _ = Command::new("docker")
+                .args(["rm", "-f", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A TCP port that was free a moment ago on 127.0.0.1.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// A unique path in /tmp for a file the server reads (the same path in and out of a container).
+pub(crate) fn tmp_path(name: &str) -> String {
+    format!("/tmp/cache-conformance-{}-{name}", std::process::id())
+}
+
+/// Arguments every server gets: loopback only, no persistence, a writable directory.
+pub(crate) fn base_args(port: u16) -> Vec<String> {
+    [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        "/tmp",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Waits until a plain-TCP server at `port` answers PING (it may still be loading).
+pub(crate) async fn wait_for_ping(port: u16) {
+    let client = redis::Client::open(("127.0.0.1", port)).expect("a client");
+    for _ in 0..100 {
+        if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+            if redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the Redis server on port {port} never answered PING");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The five setups.
+
+fn start_standalone(launcher: Launcher) -> EnvFuture {
+    Box::pin(async move {
+        let port = free_port();
+        let server = launcher
+            .start(&base_args(port), &[], "Ready to accept connections")
+            .await;
+        wait_for_ping(port).await;
+        let config = RedisConfig::builder()
+            .standalone("127.0.0.1", port)
+            .build()
+            .expect("a valid config");
+        Env {
+            config,
+            _servers: vec![server],
+        }
+    })
+}
+
+/// Standalone: `REDIS_URL` if set, else a server started for this binary.
+pub(crate) async fn standalone() -> RedisFixture {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    static URL_CONFIG: OnceLock<Option<RedisConfig>> = OnceLock::new();
+    let from_url = URL_CONFIG.get_or_init(|| {
+        std::env::var("REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .map(|u| RedisConfig::from_url(&u).expect("REDIS_URL is a valid Redis URL"))
+    });
+    match from_url {
+        Some(config) => fixture(config).await,
+        None => fixture(&shared(&ENV, start_standalone).config).await,
+    }
+}
+
+fn start_cluster(launcher: Launcher) -> EnvFuture {
+    Box::pin(async move {
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut servers = Vec::new();
+        for &port in &ports {
+            let mut args = base_args(port);
+            args.extend(
+                [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &tmp_path(&format!("nodes-{port}.conf")),
+                    "--cluster-node-timeout",
+                    "5000",
+                ]
+                .iter()
+                .map(|s| s.to_string()),
+            );
+            servers.push(
+                launcher
+                    .start(&args, &[], "Ready to accept connections")
+                    .await,
+            );
+        }
+        for &port in &ports {
+            wait_for_ping(port).await;
+        }
+        // Three masters: a third of the slots each, then MEET so they form one cluster.
+        let per = 16384 / 3;
+        for (i, &port) in ports.iter().enumerate() {
+            let client = redis::Client::open(("127.0.0.1", port)).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let first = i * per;
+            let last = if i == 2 { 16383 } else { (i + 1) * per - 1 };
+            redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(first)
+                .arg(last)
+                .exec_async(&mut conn)
+                .await
+                .expect("CLUSTER ADDSLOTSRANGE");
+            if i > 0 {
+                redis::cmd("CLUSTER")
+                    .arg("MEET")
+                    .arg("127.0.0.1")
+                    .arg(ports[0])
+                    .exec_async(&mut conn)
+                    .await
+                    .expect("CLUSTER MEET");
+            }
+        }
+        'wait: for _ in 0..200 {
+            for &port in &ports {
+                let client = redis::Client::open(("127.0.0.1", port)).unwrap();
+                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                if !(info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue 'wait;
+                }
+            }
+            let config = RedisConfig::builder()
+                .cluster(ports.iter().map(|&p| NodeAddr::new("127.0.0.1", p)))
+                .build()
+                .expect("a valid config");
+            return Env {
+                config,
+                _servers: servers,
+            };
+        }
+        panic!("the 3-master cluster on ports {ports:?} never reached cluster_state:ok");
+    })
+}
+
+/// A 3-master Redis Cluster.
+pub(crate) async fn cluster() -> RedisFixture {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    fixture(&shared(&ENV, start_cluster).config).await
+}
+
+/// The ACL user of the ACL setup.
+pub(crate) const ACL_USER: &str = "cacheuser";
+/// Its password.
+pub(crate) const ACL_PASSWORD: &str = "s3cret-Pa55";
+
+fn start_acl(launcher: Launcher) -> EnvFuture {
+    Box::pin(async move {
+        let port = free_port();
+        let mut args = base_args(port);
+        args.extend(
+            [
+                "--user",
+                "default",
+                "off",
+                "--user",
+                ACL_USER,
+                "on",
+                &format!(">{ACL_PASSWORD}"),
+                "~*",
+                "&*",
+                "+@all",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        let server = launcher
+            .start(&args, &[], "Ready to accept connections")
+            .await;
+        let config = RedisConfig::builder()
+            .standalone("127.0.0.1", port)
+            .username(ACL_USER)
+            .password(ACL_PASSWORD)
+            .build()
+            .expect("a valid config");
+        // The default user is off, so wait by connecting as the ACL user.
+        let mut ready = false;
+        for _ in 0..100 {
+            if RedisStore::connect(config.clone()).await.is_ok() {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            ready,
+            "the ACL server on port {port} never accepted {ACL_USER}"
+        );
+        Env {
+            config,
+            _servers: vec![server],
+        }
+    })
+}
+
+/// The ACL server's config (user and password set).
+pub(crate) fn acl_config() -> RedisConfig {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    shared(&ENV, start_acl).config.clone()
+}
+
+/// A server whose default user is off, reached as an ACL user with a password.
+pub(crate) async fn acl() -> RedisFixture {
+    fixture(&acl_config()).await
+}
+
+fn openssl(args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run openssl (apt-get install -y openssl)");
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
+/// Makes a CA, a server certificate for 127.0.0.1/localhost and a client certificate, in `dir`.
+fn make_certificates(dir: &std::path::Path) {
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=cache-conformance test CA",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.crt"),
+    ]);
+    std::fs::write(
+        p("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(p("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for who in ["server", "client"] {
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={who}"),
+            "-keyout",
+            &p(&format!("{who}.key")),
+            "-out",
+            &p(&format!("{who}.csr")),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &p(&format!("{who}.csr")),
+            "-CA",
+            &p("ca.crt"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &p(&format!("{who}.ext")),
+            "-out",
+            &p(&format!("{who}.crt")),
+        ]);
+    }
+}
+
+fn start_tls(launcher: Launcher) -> EnvFuture {
+    Box::pin(async move {
+        let dir =
+            std::env::temp_dir().join(format!("cache-conformance-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        make_certificates(&dir);
+        let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+        let files: Vec<(String, Vec<u8>)> = ["ca.crt", "server.crt", "server.key"]
+            .iter()
+            .map(|name| (tmp_path(name), read(name)))
+            .collect();
+        let port = free_port();
+        let mut args = base_args(0);
+        args.extend([
+            "--tls-port".to_owned(),
+            port.to_string(),
+            "--tls-cert-file".to_owned(),
+            tmp_path("server.crt"),
+            "--tls-key-file".to_owned(),
+            tmp_path("server.key"),
+            "--tls-ca-cert-file".to_owned(),
+            tmp_path("ca.crt"),
+            "--tls-auth-clients".to_owned(),
+            "yes".to_owned(),
+        ]);
+        let server = launcher
+            .start(&args, &files, "Ready to accept connections")
+            .await;
+        let config = RedisConfig::builder()
+            .standalone("127.0.0.1", port)
+            .tls_ca_cert_pem(read("ca.crt"))
+            .tls_client_cert_pem(read("client.crt"), read("client.key"))
+            .build()
+            .expect("a valid config");
+        let mut ready = false;
+        for _ in 0..100 {
+            if RedisStore::connect(config.clone()).await.is_ok() {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            ready,
+            "the TLS server on port {port} never accepted a connection"
+        );
+        Env {
+            config,
+            _servers: vec![server],
+        }
+    })
+}
+
+/// A TLS-only server (mutual TLS) with a CA and certificates made at test time.
+pub(crate) async fn tls() -> RedisFixture {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    fixture(&shared(&ENV, start_tls).config).await
+}
+
+/// The name Sentinel monitors the master under.
+pub(crate) const MASTER_NAME: &str = "cachemaster";
+
+fn start_sentinel(launcher: Launcher) -> EnvFuture {
+    Box::pin(async move {
+        let master_port = free_port();
+        let master = launcher
+            .start(&base_args(master_port), &[], "Ready to accept connections")
+            .await;
+        wait_for_ping(master_port).await;
+        let sentinel_port = free_port();
+        let conf_path = tmp_path(&format!("sentinel-{sentinel_port}.conf"));
+        let conf = format!(
+            "port {sentinel_port}\nbind 127.0.0.1\ndir /tmp\n\
+             sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 1\n\
+             sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+             sentinel failover-timeout {MASTER_NAME} 5000\n"
+        );
+        let sentinel = launcher
+            .start(
+                &[conf_path.clone(), "--sentinel".to_owned()],
+                &[(conf_path, conf.into_bytes())],
+                "+monitor master",
+            )
+            .await;
+        wait_for_ping(sentinel_port).await;
+        let config = RedisConfig::builder()
+            .sentinel([NodeAddr::new("127.0.0.1", sentinel_port)], MASTER_NAME)
+            .build()
+            .expect("a valid config");
+        Env {
+            config,
+            _servers: vec![master, sentinel],
+        }
+    })
+}
+
+/// One master behind one Sentinel.
+pub(crate) async fn sentinel() -> RedisFixture {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    fixture(&shared(&ENV, start_sentinel).config).await
+}
