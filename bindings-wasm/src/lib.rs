@@ -1,1 +1,621 @@
 #![doc = include_str!("../README.md")]
+//!
+//! # The Rust side
+//!
+//! This crate is the wasm-bindgen layer only: [`RawCache`] wraps a [`MemoryStore`] and forwards
+//! every call to its direct, synchronous API. It is exported to JS as `RawCache`, which the
+//! package's hand-written wrapper (`js/src/cache.js`, exported as `MemoryCache`) drives. The
+//! wrapper does what only JS can do (type checks, encoding values, building `Error` objects and
+//! merging concurrent `getOrSet` loads); every cache decision is made here or in the store.
+//!
+//! ## The calling convention
+//!
+//! Strings and bytes do not cross the boundary as arguments: that would cost an allocation and a
+//! free per call. Instead each `RawCache` owns two scratch buffers in wasm memory, whose addresses
+//! JS reads once ([`RawCache::key_ptr`], [`RawCache::val_ptr`]). JS writes the UTF-8 key (and the
+//! encoded value) there and passes lengths; Rust writes a value it returns into the value buffer
+//! and returns its length. Results are numbers: `>= 0` for success, [`MISS`] for a miss, and the
+//! other negative `ERR_*` codes for errors, whose message [`RawCache::error_message`] returns.
+//! Nothing here panics on bad input: lengths, TTLs and numbers are all checked first.
+
+use std::time::Duration;
+
+use backend_memory::{MemoryStore, MemoryStoreBuilder};
+use bytes::Bytes;
+use cache_core::{Error, ErrorKind, KeyTtl, Limits, MAX_TTL, ScanCursor, SetOptions};
+use wasm_bindgen::prelude::*;
+
+/// A read found nothing.
+pub const MISS: i32 = -1;
+/// The key is empty or not valid UTF-8 (JS: `TypeError`, code `ERR_INVALID_KEY`).
+pub const ERR_INVALID_KEY: i32 = -2;
+/// The key (with its namespace) is longer than the limit (JS: `RangeError`, `ERR_KEY_TOO_LONG`).
+pub const ERR_KEY_TOO_LONG: i32 = -3;
+/// The value (or key plus value) is larger than the limit (JS: `RangeError`, `ERR_VALUE_TOO_LARGE`).
+pub const ERR_VALUE_TOO_LARGE: i32 = -4;
+/// The TTL is negative, not finite or longer than 100 years (JS: `RangeError`, `ERR_INVALID_TTL`).
+pub const ERR_INVALID_TTL: i32 = -5;
+/// `incr` found a value that is not an integer (JS: `TypeError`, `ERR_NOT_AN_INTEGER`).
+pub const ERR_NOT_AN_INTEGER: i32 = -6;
+/// `incr` would leave the safe integer range (JS: `RangeError`, `ERR_OVERFLOW`).
+pub const ERR_OVERFLOW: i32 = -7;
+/// Another argument is out of range (JS: `RangeError`, `ERR_INVALID_ARGUMENT`).
+pub const ERR_INVALID_ARGUMENT: i32 = -8;
+/// Anything else the store reports (JS: `Error`, `ERR_CACHE`).
+pub const ERR_OTHER: i32 = -9;
+
+/// The largest integer a JS number holds exactly (`Number.MAX_SAFE_INTEGER`).
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+/// What the scratch buffers start with; they grow on demand.
+const INITIAL_BUFFER: usize = 256;
+/// Scratch buffers larger than this are shrunk after use.
+const SHRINK_ABOVE: usize = 1 << 20;
+
+/// Default `maxEntries`.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+/// Default `maxBytes`: 64 MiB.
+pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+
+/// The settings `new MemoryCache(options)` passes, already type-checked by the JS wrapper.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RawOptions {
+    /// Most entries; `None`: [`DEFAULT_MAX_ENTRIES`].
+    pub max_entries: Option<f64>,
+    /// Most bytes (keys plus values); `None`: [`DEFAULT_MAX_BYTES`].
+    pub max_bytes: Option<f64>,
+    /// Default TTL in milliseconds for writes without one; `None` or `0`: no expiry.
+    pub ttl: Option<f64>,
+    /// Key prefix (`namespace:`) of every key; `None` or empty: no prefix.
+    pub namespace: Option<String>,
+}
+
+/// The cache as JS sees it: a [`MemoryStore`] plus the scratch buffers of the calling convention.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct RawCache {
+    store: MemoryStore,
+    /// `namespace:` (or nothing), kept at the start of `key_buf` so keys need no copy.
+    prefix_len: usize,
+    /// `[prefix][user key]`; its length always equals its capacity, so any prefix is in bounds.
+    key_buf: Vec<u8>,
+    /// Encoded values, both ways.
+    val_buf: Vec<u8>,
+    default_ttl: Option<Duration>,
+    error: String,
+    number: f64,
+}
+
+#[wasm_bindgen]
+impl RawCache {
+    /// `new RawCache(maxEntries, maxBytes, ttl, namespace)`; a `NaN` number means "the default".
+    /// Throws an `Error` naming the invalid setting.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        max_entries: f64,
+        max_bytes: f64,
+        ttl: f64,
+        namespace: String,
+    ) -> Result<RawCache, JsError> {
+        let some = |n: f64| (!n.is_nan()).then_some(n);
+        RawCache::with_options(RawOptions {
+            max_entries: some(max_entries),
+            max_bytes: some(max_bytes),
+            ttl: some(ttl),
+            namespace: Some(namespace),
+        })
+        .map_err(|e| JsError::new(e.message()))
+    }
+
+    /// Address of the user-key part of the key buffer (after the namespace prefix).
+    #[wasm_bindgen(js_name = keyPtr)]
+    pub fn key_ptr(&self) -> usize {
+        self.key_buf[self.prefix_len..].as_ptr() as usize
+    }
+
+    /// How many key bytes fit at [`key_ptr`](Self::key_ptr).
+    #[wasm_bindgen(js_name = keyCap)]
+    pub fn key_cap(&self) -> usize {
+        self.key_buf.len() - self.prefix_len
+    }
+
+    /// Address of the value buffer.
+    #[wasm_bindgen(js_name = valPtr)]
+    pub fn val_ptr(&self) -> usize {
+        self.val_buf.as_ptr() as usize
+    }
+
+    /// How many value bytes fit at [`val_ptr`](Self::val_ptr).
+    #[wasm_bindgen(js_name = valCap)]
+    pub fn val_cap(&self) -> usize {
+        self.val_buf.len()
+    }
+
+    /// Grows the key buffer to hold at least `n` key bytes. Moves it: read `keyPtr` again.
+    #[wasm_bindgen(js_name = reserveKey)]
+    pub fn reserve_key(&mut self, n: usize) {
+        grow(&mut self.key_buf, self.prefix_len.saturating_add(n));
+    }
+
+    /// Grows the value buffer to hold at least `n` bytes. Moves it: read `valPtr` again.
+    #[wasm_bindgen(js_name = reserveVal)]
+    pub fn reserve_val(&mut self, n: usize) {
+        grow(&mut self.val_buf, n);
+    }
+
+    /// Shrinks scratch buffers that grew past 1 MiB for one large key or value back to their
+    /// initial size. Moves them: read `keyPtr` and `valPtr` again.
+    pub fn shrink(&mut self) {
+        if self.val_buf.len() > SHRINK_ABOVE {
+            self.val_buf = vec![0; INITIAL_BUFFER];
+        }
+        if self.key_buf.len() > SHRINK_ABOVE {
+            self.key_buf.truncate(self.prefix_len + INITIAL_BUFFER);
+            self.key_buf.shrink_to_fit();
+        }
+    }
+
+    /// The largest value this cache accepts, in bytes (64 MiB, or less with a small `maxBytes`).
+    #[wasm_bindgen(js_name = maxValueLen)]
+    pub fn max_value_len(&self) -> usize {
+        cache_core::CacheStore::limits(&self.store).max_value_len
+    }
+
+    /// Reads the key of `key_len` bytes; copies its value into the value buffer (growing it if
+    /// needed) and returns the value's length, or [`MISS`], or an error code.
+    pub fn get(&mut self, key_len: usize) -> i32 {
+        let result = match self.key(key_len) {
+            Ok(key) => self.store.get(key),
+            Err(message) => return self.fail_with(ERR_INVALID_KEY, message),
+        };
+        match result {
+            Ok(Some(value)) => {
+                let Ok(len) = i32::try_from(value.len()) else {
+                    return self.fail_with(ERR_VALUE_TOO_LARGE, "the value is larger than 2 GiB");
+                };
+                grow(&mut self.val_buf, value.len());
+                self.val_buf[..value.len()].copy_from_slice(&value);
+                len
+            }
+            Ok(None) => MISS,
+            Err(e) => self.fail(key_len, &e),
+        }
+    }
+
+    /// Writes the key of `key_len` bytes with the first `val_len` bytes of the value buffer.
+    /// `ttl`: milliseconds; negative means the default TTL, `0` none. Returns `0` or an error code.
+    pub fn set(&mut self, key_len: usize, val_len: usize, ttl: f64) -> i32 {
+        let ttl = match self.ttl_arg(ttl) {
+            Ok(ttl) => ttl,
+            Err(code) => return code,
+        };
+        if val_len > self.val_buf.len() {
+            return self.fail_with(ERR_INVALID_ARGUMENT, "value length beyond the value buffer");
+        }
+        let value = Bytes::copy_from_slice(&self.val_buf[..val_len]);
+        let result = match self.key(key_len) {
+            Ok(key) => self.store.set(key, value, SetOptions::new().maybe_ttl(ttl)),
+            Err(message) => return self.fail_with(ERR_INVALID_KEY, message),
+        };
+        match result {
+            Ok(_) => 0,
+            Err(e) => self.fail(key_len, &e),
+        }
+    }
+
+    /// `1` if the key exists and has not expired, `0` if not, or an error code.
+    pub fn has(&mut self, key_len: usize) -> i32 {
+        let result = match self.key(key_len) {
+            Ok(key) => self.store.exists(key),
+            Err(message) => return self.fail_with(ERR_INVALID_KEY, message),
+        };
+        match result {
+            Ok(found) => i32::from(found),
+            Err(e) => self.fail(key_len, &e),
+        }
+    }
+
+    /// `1` if the key existed (and was live) and is now deleted, `0` if not, or an error code.
+    pub fn delete(&mut self, key_len: usize) -> i32 {
+        let result = match self.key(key_len) {
+            Ok(key) => self.store.delete(key),
+            Err(message) => return self.fail_with(ERR_INVALID_KEY, message),
+        };
+        match result {
+            Ok(found) => i32::from(found),
+            Err(e) => self.fail(key_len, &e),
+        }
+    }
+
+    /// Remaining lifetime in milliseconds: `Infinity` if the key never expires, [`MISS`] if it is
+    /// absent, or another (negative) error code.
+    pub fn ttl(&mut self, key_len: usize) -> f64 {
+        let result = match self.key(key_len) {
+            Ok(key) => self.store.ttl(key),
+            Err(message) => return f64::from(self.fail_with(ERR_INVALID_KEY, message)),
+        };
+        match result {
+            Ok(KeyTtl::Missing) => f64::from(MISS),
+            Ok(KeyTtl::Persistent) => f64::INFINITY,
+            Ok(KeyTtl::ExpiresIn(left)) => left.as_millis() as f64,
+            Err(e) => f64::from(self.fail(key_len, &e)),
+        }
+    }
+
+    /// Adds `delta` (a safe integer) to the integer at the key, creating it at `0` (with `ttl`, as
+    /// in [`set`](Self::set)) if absent. Returns `0` and leaves the result in
+    /// [`number`](Self::number), or an error code. A result outside ±(2^53 − 1) is undone and
+    /// reported as [`ERR_OVERFLOW`], since a JS number could not hold it exactly.
+    pub fn incr(&mut self, key_len: usize, delta: f64, ttl: f64) -> i32 {
+        if !(delta.fract() == 0.0 && delta.abs() <= MAX_SAFE_INTEGER) {
+            return self.fail_with(
+                ERR_INVALID_ARGUMENT,
+                &format!("incr delta must be a safe integer, got {delta}"),
+            );
+        }
+        let delta = delta as i64;
+        let ttl = match self.ttl_arg(ttl) {
+            Ok(ttl) => ttl,
+            Err(code) => return code,
+        };
+        let result = match self.key(key_len) {
+            Ok(key) => match self.store.incr_by(key, delta, ttl) {
+                Ok(n) if (n as f64).abs() > MAX_SAFE_INTEGER => {
+                    // Only an existing counter gets here (a new one holds `delta`, which is
+                    // safe), so undoing it keeps its TTL.
+                    let undo = self.store.incr_by(key, -delta, None);
+                    debug_assert!(undo.is_ok());
+                    Err(Error::new(
+                        ErrorKind::Overflow,
+                        format!(
+                            "incrementing counter {key:?} by {delta} gives {n}, beyond Number.MAX_SAFE_INTEGER"
+                        ),
+                    ))
+                }
+                other => other,
+            },
+            Err(message) => return self.fail_with(ERR_INVALID_KEY, message),
+        };
+        match result {
+            Ok(n) => {
+                self.number = n as f64;
+                0
+            }
+            Err(e) => self.fail(key_len, &e),
+        }
+    }
+
+    /// The number the last successful [`incr`](Self::incr) produced.
+    pub fn number(&self) -> f64 {
+        self.number
+    }
+
+    /// Deletes every key of this cache (of its namespace); returns how many it deleted.
+    pub fn clear(&mut self) -> f64 {
+        let prefix = self.prefix().to_owned();
+        self.store.clear(&prefix) as f64
+    }
+
+    /// Deletes every key that starts with `prefix` (inside the namespace); returns how many.
+    #[wasm_bindgen(js_name = deletePrefix)]
+    pub fn delete_prefix(&mut self, prefix: &str) -> f64 {
+        let full = format!("{}{prefix}", self.prefix());
+        self.store.clear(&full) as f64
+    }
+
+    /// The live keys (without the namespace prefix), sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let prefix = self.prefix();
+        let mut keys = Vec::new();
+        let mut cursor = ScanCursor::start();
+        loop {
+            let count = self.store.len().max(1);
+            let Ok(page) = self.store.scan(prefix, &cursor, count) else {
+                break;
+            };
+            keys.extend(page.keys.into_iter().map(|k| k[prefix.len()..].to_owned()));
+            match page.next {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        keys
+    }
+
+    /// Live entries: reclaims expired ones first.
+    pub fn size(&self) -> f64 {
+        self.store.purge_expired();
+        self.store.len() as f64
+    }
+
+    /// `[hits, misses, evictions, expirations, entries, bytes]`, after reclaiming expired entries.
+    pub fn stats(&self) -> Vec<f64> {
+        self.store.purge_expired();
+        let s = self.store.stats();
+        [
+            s.hits,
+            s.misses,
+            s.evictions,
+            s.expirations,
+            s.entries,
+            s.bytes,
+        ]
+        .map(|n| n as f64)
+        .to_vec()
+    }
+
+    /// The message of the last error code returned.
+    #[wasm_bindgen(js_name = errorMessage)]
+    pub fn error_message(&self) -> String {
+        self.error.clone()
+    }
+}
+
+/// The `WebAssembly.Memory` the scratch buffers live in.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen(js_name = wasmMemory)]
+pub fn wasm_memory() -> JsValue {
+    wasm_bindgen::memory()
+}
+
+impl RawCache {
+    /// A cache with `options`, or a [`ErrorKind::Config`] error naming the invalid setting.
+    pub fn with_options(options: RawOptions) -> Result<RawCache, Error> {
+        let max_entries = count_option("maxEntries", options.max_entries, DEFAULT_MAX_ENTRIES)?;
+        let max_bytes = count_option("maxBytes", options.max_bytes, DEFAULT_MAX_BYTES)?;
+        let default_ttl = match options.ttl {
+            None => None,
+            Some(ms) => ttl_from_millis(ms)
+                .map_err(|msg| Error::new(ErrorKind::Config, format!("ttl: {msg}")))?,
+        };
+        let namespace = options.namespace.unwrap_or_default();
+        let prefix = if namespace.is_empty() {
+            String::new()
+        } else {
+            format!("{namespace}:")
+        };
+        let store = MemoryStoreBuilder::default()
+            .max_entries(max_entries)
+            .max_bytes(max_bytes)
+            // The namespace prefix does not count against the key limit users see.
+            .limits(Limits::new(
+                Limits::default().max_key_len + prefix.len(),
+                Limits::default().max_value_len,
+            ))
+            .try_build()?;
+        let mut key_buf = prefix.clone().into_bytes();
+        key_buf.resize(prefix.len() + INITIAL_BUFFER, 0);
+        Ok(RawCache {
+            store,
+            prefix_len: prefix.len(),
+            key_buf,
+            val_buf: vec![0; INITIAL_BUFFER],
+            default_ttl,
+            error: String::new(),
+            number: 0.0,
+        })
+    }
+
+    /// The store behind this cache.
+    pub fn store(&self) -> &MemoryStore {
+        &self.store
+    }
+
+    /// Copies `key` into the key buffer and `value` into the value buffer; returns their lengths.
+    /// This is what the JS wrapper does by writing to wasm memory.
+    pub fn stage(&mut self, key: &str, value: &[u8]) -> (usize, usize) {
+        self.reserve_key(key.len());
+        self.reserve_val(value.len());
+        let start = self.prefix_len;
+        self.key_buf[start..start + key.len()].copy_from_slice(key.as_bytes());
+        self.val_buf[..value.len()].copy_from_slice(value);
+        (key.len(), value.len())
+    }
+
+    /// The first `len` bytes of the value buffer.
+    pub fn value(&self, len: usize) -> &[u8] {
+        &self.val_buf[..len]
+    }
+
+    fn prefix(&self) -> &str {
+        // The prefix was copied from a `String` and is never written to again.
+        std::str::from_utf8(&self.key_buf[..self.prefix_len]).unwrap_or_default()
+    }
+
+    /// The full key: the prefix plus `len` bytes written by JS.
+    fn key(&self, len: usize) -> Result<&str, &'static str> {
+        let end = self.prefix_len.saturating_add(len);
+        if len == 0 {
+            return Err("key is empty");
+        }
+        if end > self.key_buf.len() {
+            return Err("key length beyond the key buffer");
+        }
+        std::str::from_utf8(&self.key_buf[..end]).map_err(|_| "key is not valid UTF-8")
+    }
+
+    /// A TTL argument in milliseconds: negative is the default, `0` none.
+    fn ttl_arg(&mut self, ms: f64) -> Result<Option<Duration>, i32> {
+        if ms < 0.0 {
+            return Ok(self.default_ttl);
+        }
+        ttl_from_millis(ms).map_err(|msg| self.fail_with(ERR_INVALID_TTL, &format!("ttl: {msg}")))
+    }
+
+    fn fail_with(&mut self, code: i32, message: &str) -> i32 {
+        message.clone_into(&mut self.error);
+        code
+    }
+
+    fn fail(&mut self, key_len: usize, error: &Error) -> i32 {
+        let code = match error.kind() {
+            ErrorKind::InvalidKey if key_len == 0 => ERR_INVALID_KEY,
+            ErrorKind::InvalidKey => {
+                return self.fail_with(
+                    ERR_KEY_TOO_LONG,
+                    &format!(
+                        "key is {key_len} bytes, longer than the limit of {} bytes",
+                        Limits::default().max_key_len
+                    ),
+                );
+            }
+            ErrorKind::ValueTooLarge => ERR_VALUE_TOO_LARGE,
+            ErrorKind::InvalidArgument => ERR_INVALID_ARGUMENT,
+            ErrorKind::NotAnInteger => ERR_NOT_AN_INTEGER,
+            ErrorKind::Overflow => ERR_OVERFLOW,
+            _ => ERR_OTHER,
+        };
+        self.fail_with(code, error.message())
+    }
+}
+
+/// Grows `buf` (zero-filled, length = capacity) to at least `n` bytes.
+fn grow(buf: &mut Vec<u8>, n: usize) {
+    if n > buf.len() {
+        buf.resize(n.next_power_of_two(), 0);
+    }
+}
+
+/// A positive whole number option, or its default.
+fn count_option(name: &str, value: Option<f64>, default: usize) -> Result<usize, Error> {
+    match value {
+        None => Ok(default),
+        Some(n) if n.fract() == 0.0 && (1.0..=u32::MAX as f64).contains(&n) => Ok(n as usize),
+        Some(n) => Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "{name} must be a whole number between 1 and {}, got {n}",
+                u32::MAX
+            ),
+        )),
+    }
+}
+
+/// Milliseconds (possibly fractional) to a TTL; `0` means none.
+fn ttl_from_millis(ms: f64) -> Result<Option<Duration>, String> {
+    if !(ms.is_finite() && ms >= 0.0) {
+        return Err(format!(
+            "must be a finite, non-negative number of milliseconds, got {ms}"
+        ));
+    }
+    if ms == 0.0 {
+        return Ok(None);
+    }
+    if ms > MAX_TTL.as_millis() as f64 {
+        return Err(format!(
+            "{ms} ms is longer than the maximum of {} ms (100 years)",
+            MAX_TTL.as_millis()
+        ));
+    }
+    Ok(Some(if ms.fract() == 0.0 {
+        Duration::from_millis(ms as u64)
+    } else {
+        Duration::from_nanos((ms * 1e6).ceil() as u64)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(namespace: &str) -> RawCache {
+        RawCache::with_options(RawOptions {
+            max_entries: Some(100.0),
+            max_bytes: Some(10_000.0),
+            ttl: None,
+            namespace: Some(namespace.to_owned()),
+        })
+        .unwrap()
+    }
+
+    fn set(c: &mut RawCache, key: &str, value: &[u8], ttl: f64) -> i32 {
+        let (k, v) = c.stage(key, value);
+        c.set(k, v, ttl)
+    }
+
+    fn get(c: &mut RawCache, key: &str) -> Option<Vec<u8>> {
+        let (k, _) = c.stage(key, b"");
+        let n = c.get(k);
+        (n >= 0).then(|| c.value(n as usize).to_vec())
+    }
+
+    #[test]
+    fn round_trips_under_a_namespace() {
+        let mut c = cache("ns");
+        assert_eq!(set(&mut c, "a", b"\x01hello", -1.0), 0);
+        assert_eq!(get(&mut c, "a").as_deref(), Some(&b"\x01hello"[..]));
+        assert_eq!(
+            c.store().get("ns:a").unwrap().as_deref(),
+            Some(&b"\x01hello"[..])
+        );
+        assert_eq!(c.keys(), vec!["a".to_owned()]);
+        assert_eq!(get(&mut c, "b"), None);
+        assert_eq!(c.stats()[..2], [2.0, 1.0]);
+        assert_eq!(c.clear(), 1.0);
+        assert_eq!(c.size(), 0.0);
+    }
+
+    #[test]
+    fn values_larger_than_the_buffer_grow_it() {
+        let mut c = cache("");
+        let big = vec![7u8; 5_000];
+        assert_eq!(set(&mut c, "big", &big, 0.0), 0);
+        assert_eq!(get(&mut c, "big"), Some(big));
+    }
+
+    #[test]
+    fn bad_input_returns_codes_not_panics() {
+        let mut c = cache("");
+        assert_eq!(c.get(0), ERR_INVALID_KEY);
+        assert_eq!(c.get(usize::MAX), ERR_INVALID_KEY);
+        let long = "k".repeat(2_000);
+        assert_eq!(set(&mut c, &long, b"v", 0.0), ERR_KEY_TOO_LONG);
+        assert!(
+            c.error_message().contains("max_key_len"),
+            "{}",
+            c.error_message()
+        );
+        assert_eq!(set(&mut c, "k", &[0; 20_000], 0.0), ERR_VALUE_TOO_LARGE);
+        for ttl in [f64::NAN, f64::INFINITY, 1e300] {
+            assert_eq!(set(&mut c, "k", b"v", ttl), ERR_INVALID_TTL, "{ttl}");
+        }
+        let (k, v) = c.stage("k", b"v");
+        assert_eq!(c.set(k, v + (1 << 20), 0.0), ERR_INVALID_ARGUMENT);
+        assert_eq!(c.incr(k, 0.5, 0.0), ERR_INVALID_ARGUMENT);
+        assert_eq!(c.size(), 0.0);
+        let zero = RawOptions {
+            max_entries: Some(0.0),
+            ..RawOptions::default()
+        };
+        assert!(RawCache::with_options(zero).is_err());
+    }
+
+    #[test]
+    fn incr_counts_and_refuses_unsafe_results() {
+        let mut c = cache("");
+        let (k, _) = c.stage("n", b"");
+        assert_eq!(c.incr(k, 5.0, 0.0), 0);
+        assert_eq!(c.number(), 5.0);
+        assert_eq!(c.incr(k, -7.0, 0.0), 0);
+        assert_eq!(c.number(), -2.0);
+        assert_eq!(c.incr(k, MAX_SAFE_INTEGER, 0.0), 0);
+        assert_eq!(c.incr(k, 10.0, 0.0), ERR_OVERFLOW);
+        assert_eq!(get(&mut c, "n").as_deref(), Some(&b"9007199254740989"[..]));
+        assert_eq!(set(&mut c, "s", b"\x01x", 0.0), 0);
+        let (k, _) = c.stage("s", b"");
+        assert_eq!(c.incr(k, 1.0, 0.0), ERR_NOT_AN_INTEGER);
+    }
+
+    #[test]
+    fn ttl_reports_remaining_time() {
+        let mut c = cache("");
+        set(&mut c, "t", b"v", 60_000.0);
+        set(&mut c, "p", b"v", 0.0);
+        let (k, _) = c.stage("t", b"");
+        assert!((59_000.0..=60_000.0).contains(&c.ttl(k)));
+        let (k, _) = c.stage("p", b"");
+        assert_eq!(c.ttl(k), f64::INFINITY);
+        let (k, _) = c.stage("zz", b"");
+        assert_eq!(c.ttl(k), f64::from(MISS));
+    }
+}

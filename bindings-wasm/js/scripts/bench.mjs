@@ -1,0 +1,116 @@
+// `cargo xtask bench wasm`: @cachekit/wasm (the Node build) against lru-cache in one run, on the
+// memory benchmark's workload: Zipf(1.0) over 100 000 keys, capacity 10 000, 64-character string
+// values, cache-aside (get; on a miss, make the value and set it).
+// Usage: node --expose-gc bench.mjs <pkg dir> [memory wasm|lru]
+
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LRUCache } from 'lru-cache';
+
+const pkg = resolve(process.argv[2] ?? join(fileURLToPath(import.meta.url), '../../../pkg'));
+const require = createRequire(import.meta.url);
+const { MemoryCache } = require(join(pkg, 'node', 'index.cjs'));
+const { wasmMemory } = require(join(pkg, 'node', 'bindings_wasm.js'));
+
+const KEYS = 100_000;
+const CAPACITY = 10_000;
+const OPS = 2_000_000;
+const ROUNDS = 3;
+const value = (i) => `${i}:`.padEnd(64, 'abcdefghijklmnopqrstuvwxyz');
+
+const peers = {
+  '@cachekit/wasm': () => {
+    const c = new MemoryCache({ maxEntries: CAPACITY });
+    return { get: (k) => c.get(k), set: (k, v) => c.set(k, v) };
+  },
+  'lru-cache': () => {
+    const c = new LRUCache({ max: CAPACITY });
+    return { get: (k) => c.get(k), set: (k, v) => c.set(k, v) };
+  },
+};
+
+// Memory of 100 000 entries, each peer in a fresh process: JS heap plus wasm memory growth.
+if (process.argv[3] === 'memory') {
+  const name = process.argv[4];
+  globalThis.gc();
+  const heap0 = process.memoryUsage().heapUsed;
+  const wasm0 = wasmMemory().buffer.byteLength;
+  const cache = name === 'lru-cache' ? new LRUCache({ max: KEYS }) : new MemoryCache({ maxEntries: KEYS });
+  for (let i = 0; i < KEYS; i++) cache.set(`key:${i}`, value(i));
+  globalThis.gc();
+  const heap = process.memoryUsage().heapUsed - heap0;
+  const wasm = wasmMemory().buffer.byteLength - wasm0;
+  if (cache.size !== KEYS) throw new Error(`${name} holds ${cache.size} entries`);
+  console.log(JSON.stringify({ heap, wasm }));
+  process.exit(0);
+}
+
+// A Zipf(1.0) sequence of key ranks from a fixed seed: the same for every peer.
+function zipfSequence(n, ops, seed) {
+  const cdf = new Float64Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) cdf[i] = sum += 1 / (i + 1);
+  for (let i = 0; i < n; i++) cdf[i] /= sum;
+  let x = seed >>> 0;
+  const out = new Uint32Array(ops);
+  for (let j = 0; j < ops; j++) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    const u = x / 4294967296;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cdf[mid] < u) lo = mid + 1;
+      else hi = mid;
+    }
+    out[j] = lo;
+  }
+  return out;
+}
+
+const keys = Array.from({ length: KEYS }, (_, i) => `key:${i}`);
+const seq = zipfSequence(KEYS, OPS, 0x9e3779b9);
+
+function run(make) {
+  const cache = make();
+  let hits = 0;
+  const t0 = performance.now();
+  for (let j = 0; j < OPS; j++) {
+    const i = seq[j];
+    const k = keys[i];
+    if (cache.get(k) === undefined) cache.set(k, value(i));
+    else hits++;
+  }
+  const secs = (performance.now() - t0) / 1000;
+  return { opsPerSec: OPS / secs, hitRatio: hits / OPS };
+}
+
+const results = Object.fromEntries(Object.keys(peers).map((n) => [n, []]));
+for (let r = 0; r < ROUNDS; r++) {
+  for (const [name, make] of Object.entries(peers)) results[name].push(run(make));
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const memory = {};
+for (const name of Object.keys(peers)) {
+  const out = execFileSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), pkg, 'memory', name]);
+  memory[name] = JSON.parse(out.toString());
+}
+
+const mb = (n) => `${(n / 2 ** 20).toFixed(1)} MB`;
+const base = median(results['lru-cache'].map((r) => r.opsPerSec));
+const baseHit = results['lru-cache'][0].hitRatio;
+const baseMem = memory['lru-cache'].heap + memory['lru-cache'].wasm;
+console.log(`\nZipf(1.0), ${KEYS} keys, capacity ${CAPACITY}, 64-char values, cache-aside, ${OPS} ops × ${ROUNDS} rounds (median), node ${process.version}\n`);
+console.log('| cache | ops/s | vs lru-cache | hit ratio | memory, 100 000 entries (JS heap + wasm) | vs lru-cache |');
+console.log('|---|---:|---:|---:|---:|---:|');
+for (const name of Object.keys(peers)) {
+  const ops = median(results[name].map((r) => r.opsPerSec));
+  const { heap, wasm } = memory[name];
+  console.log(`| ${name} | ${(ops / 1e6).toFixed(2)} M | ${(ops / base).toFixed(2)}× | ${(results[name][0].hitRatio * 100).toFixed(2)} % | ${mb(heap + wasm)} (${mb(heap)} + ${mb(wasm)}) | ${((heap + wasm) / baseMem).toFixed(2)}× |`);
+}
+const ours = results['@cachekit/wasm'];
+const ratio = median(ours.map((r) => r.opsPerSec)) / base;
+console.log(`\ntargets: hit ratio ≥ lru-cache's: ${ours[0].hitRatio >= baseHit ? 'met' : 'NOT met'}; throughput ≥ 1.0× lru-cache: ${ratio >= 1 ? 'met' : `NOT met (${ratio.toFixed(2)}×)`}`);

@@ -1,0 +1,552 @@
+// The thin JS layer over the wasm `RawCache` (bindings-wasm/src/lib.rs), shared by the web, bundler
+// and Node builds. It does only what JS must do: type checks, encoding values into wasm memory,
+// building Error objects from Rust's error codes, and merging concurrent `getOrSet` loads (a JS
+// Promise cannot live in the wasm store). Every cache decision (bounds, eviction, TTLs, counters,
+// key and value limits) is made in Rust. It uses no Node-only API: it runs in browsers, Deno and
+// edge workers.
+//
+// Values are stored as bytes whose first byte says what they are:
+//   0x01 + UTF-8           a string
+//   0x02 + raw bytes       a Uint8Array
+//   anything else          JSON text (numbers start with '-' or a digit, so `incr` counters are
+//                          plain decimal integers and read back as numbers)
+
+const TAG_STRING = 1;
+const TAG_BYTES = 2;
+const MISS = -1;
+
+/** Error codes returned by `RawCache`, with the JS error class and `code` each becomes. */
+const CODES = new Map([
+  [-2, [TypeError, 'ERR_INVALID_KEY']],
+  [-3, [RangeError, 'ERR_KEY_TOO_LONG']],
+  [-4, [RangeError, 'ERR_VALUE_TOO_LARGE']],
+  [-5, [RangeError, 'ERR_INVALID_TTL']],
+  [-6, [TypeError, 'ERR_NOT_AN_INTEGER']],
+  [-7, [RangeError, 'ERR_OVERFLOW']],
+  [-8, [RangeError, 'ERR_INVALID_ARGUMENT']],
+  [-9, [Error, 'ERR_CACHE']],
+]);
+
+/** The longest key in UTF-8 bytes (`Limits::default().max_key_len`). */
+const MAX_KEY_BYTES = 1024;
+/** Scratch buffers that grew past this for one large value are shrunk back after use. */
+const SHRINK_ABOVE = 1 << 20;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+
+function fail(Ctor, code, message, cause) {
+  const error = cause === undefined ? new Ctor(message) : new Ctor(message, { cause });
+  error.code = code;
+  return error;
+}
+
+/** A `{ ttl }` option: -1 for "the cache's default", else milliseconds (0: never expires). */
+function ttlOption(options) {
+  if (options === undefined || options === null) return -1;
+  if (typeof options !== 'object') {
+    throw fail(TypeError, 'ERR_INVALID_ARGUMENT', `options must be an object, got ${typeof options}`);
+  }
+  const ttl = options.ttl;
+  if (ttl === undefined) return -1;
+  return checkTtl(ttl, 'ttl');
+}
+
+function checkTtl(ttl, name) {
+  if (typeof ttl !== 'number') {
+    throw fail(TypeError, 'ERR_INVALID_TTL', `${name} must be a number of milliseconds, got ${typeof ttl}`);
+  }
+  if (!(ttl >= 0) || ttl === Infinity) {
+    throw fail(RangeError, 'ERR_INVALID_TTL', `${name} must be a finite, non-negative number of milliseconds, got ${ttl}`);
+  }
+  return ttl;
+}
+
+function numberOption(options, name) {
+  const value = options[name];
+  if (value === undefined) return NaN;
+  if (typeof value !== 'number') {
+    throw fail(TypeError, 'ERR_INVALID_OPTION', `${name} must be a number, got ${typeof value}`);
+  }
+  if (Number.isNaN(value)) throw fail(RangeError, 'ERR_INVALID_OPTION', `${name} must not be NaN`);
+  return value;
+}
+
+/** Portable text codecs over a Uint8Array view of wasm memory (browsers, Deno, workers). */
+const portable = {
+  view: (buffer) => new Uint8Array(buffer),
+  decode: (buf, start, end) => decoder.decode(buf.subarray(start, end)),
+  encodeInto: (text, buf, start, end) => encoder.encodeInto(text, buf.subarray(start, end)).written,
+};
+
+const isWellFormed = typeof String.prototype.isWellFormed === 'function'
+  ? (s) => s.isWellFormed()
+  : (s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+
+/**
+ * Builds the public API over one instantiated wasm-bindgen module.
+ * @param raw the wasm-bindgen exports: `RawCache` and `wasmMemory`.
+ * @param options.isReady whether the module has been instantiated (the web build needs `await init()`).
+ * @param options.codec faster text codecs for one platform (the Node build passes Buffer's);
+ *   `{ view(ArrayBuffer), decode(view, start, end), encodeInto(text, view, start, end) }`.
+ */
+export function createApi(raw, { isReady = () => true, codec = portable } = {}) {
+  const { decode, encodeInto } = codec;
+  let memory;
+  let mem = new Uint8Array(0);
+  /** The current view of wasm memory (growing memory detaches the old one). */
+  function view() {
+    if (mem.byteLength === 0) {
+      memory ??= raw.wasmMemory();
+      mem = codec.view(memory.buffer);
+    }
+    return mem;
+  }
+  /** UTF-8 bytes `start..end` of wasm memory as a string. */
+  function decodeUtf8(buf, start, end) {
+    if (end - start > 8) return decode(buf, start, end);
+    let s = '';
+    for (let i = start; i < end; i++) {
+      const c = buf[i];
+      if (c > 0x7f) return decode(buf, start, end);
+      s += String.fromCharCode(c);
+    }
+    return s;
+  }
+
+  class MemoryCache {
+    #raw;
+    #keyPtr = 0;
+    #keyCap = 0;
+    #valPtr = 0;
+    #valCap = 0;
+    /** The key whose bytes are in the key buffer now, so `get` then `set` encodes it once. */
+    #lastKey = undefined;
+    #lastKeyLen = 0;
+    #inflight = new Map();
+    #maxValue = undefined;
+
+    constructor(options = {}) {
+      if (!isReady()) {
+        throw fail(Error, 'ERR_NOT_INITIALIZED', 'the wasm module is not loaded yet: `await init()` first');
+      }
+      if (options === null || typeof options !== 'object') {
+        throw fail(TypeError, 'ERR_INVALID_OPTION', 'options must be an object');
+      }
+      const maxEntries = numberOption(options, 'maxEntries');
+      const maxBytes = numberOption(options, 'maxBytes');
+      const ttl = options.ttl === undefined ? NaN : checkTtl(options.ttl, 'ttl');
+      const namespace = options.namespace ?? '';
+      if (typeof namespace !== 'string') {
+        throw fail(TypeError, 'ERR_INVALID_OPTION', `namespace must be a string, got ${typeof namespace}`);
+      }
+      try {
+        this.#raw = new raw.RawCache(maxEntries, maxBytes, ttl, namespace);
+      } catch (e) {
+        throw fail(RangeError, 'ERR_INVALID_OPTION', e?.message ?? String(e), e);
+      }
+      this.#refreshKey();
+      this.#refreshVal();
+    }
+
+    #refreshKey() {
+      this.#keyPtr = this.#raw.keyPtr();
+      this.#keyCap = this.#raw.keyCap();
+    }
+
+    #refreshVal() {
+      this.#valPtr = this.#raw.valPtr();
+      this.#valCap = this.#raw.valCap();
+    }
+
+    #error(code) {
+      const [Ctor, name] = CODES.get(code) ?? [Error, 'ERR_CACHE'];
+      return fail(Ctor, name, this.#raw.errorMessage());
+    }
+
+    /** Writes `key` as UTF-8 into the key buffer; returns its byte length. */
+    #key(key) {
+      if (key === this.#lastKey) return this.#lastKeyLen;
+      this.#lastKey = undefined;
+      if (typeof key !== 'string') {
+        throw fail(TypeError, 'ERR_INVALID_KEY', `keys must be strings, got ${key === null ? 'null' : typeof key}`);
+      }
+      const n = key.length;
+      // UTF-8 never has fewer bytes than UTF-16 code units.
+      if (n > MAX_KEY_BYTES) {
+        throw fail(RangeError, 'ERR_KEY_TOO_LONG', `key is at least ${n} bytes, longer than the limit of ${MAX_KEY_BYTES} bytes`);
+      }
+      if (n * 3 > this.#keyCap) {
+        this.#raw.reserveKey(n * 3);
+        this.#refreshKey();
+      }
+      const buf = view();
+      const p = this.#keyPtr;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = key.charCodeAt(i);
+        if (c > 0x7f) break;
+        buf[p + i] = c;
+      }
+      let len = i;
+      if (i < n) {
+        if (!isWellFormed(key)) {
+          throw fail(TypeError, 'ERR_INVALID_KEY', 'keys must be well-formed Unicode (this one has a lone surrogate)');
+        }
+        len = encodeInto(key, buf, p, p + this.#keyCap);
+      }
+      this.#lastKey = key;
+      this.#lastKeyLen = len;
+      return len;
+    }
+
+    /** Encodes `value` into the value buffer; returns its length. */
+    #value(value) {
+      if (typeof value === 'string') {
+        if (isWellFormed(value)) return this.#text(TAG_STRING, value);
+        // Lone surrogates cannot be UTF-8; JSON escapes them, so they still round-trip.
+        return this.#text(0, JSON.stringify(value));
+      }
+      if (value instanceof Uint8Array) {
+        const n = value.length + 1;
+        if (n > this.#valCap) {
+          this.#checkSize(n);
+          this.#growVal(n);
+        }
+        const buf = view();
+        buf[this.#valPtr] = TAG_BYTES;
+        buf.set(value, this.#valPtr + 1);
+        return n;
+      }
+      if (value === undefined || typeof value === 'function' || typeof value === 'symbol') {
+        throw fail(TypeError, 'ERR_INVALID_VALUE', `cannot cache ${value === undefined ? 'undefined' : `a ${typeof value}`}: values are strings, Uint8Arrays and JSON values`);
+      }
+      if (typeof value === 'number' && !Number.isFinite(value)) {
+        throw fail(TypeError, 'ERR_INVALID_VALUE', `cannot cache ${value}: JSON has no non-finite numbers`);
+      }
+      if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+        throw fail(TypeError, 'ERR_INVALID_VALUE', 'binary values must be Uint8Arrays');
+      }
+      let json;
+      try {
+        json = JSON.stringify(value);
+      } catch (e) {
+        throw fail(TypeError, 'ERR_INVALID_VALUE', `cannot cache this value as JSON: ${e?.message ?? e}`, e);
+      }
+      if (json === undefined) {
+        throw fail(TypeError, 'ERR_INVALID_VALUE', 'cannot cache this value: JSON.stringify returned undefined');
+      }
+      return this.#text(0, json);
+    }
+
+    /** Throws ERR_VALUE_TOO_LARGE before growing a buffer for a value Rust would refuse anyway. */
+    #checkSize(n) {
+      this.#maxValue ??= this.#raw.maxValueLen();
+      if (n > this.#maxValue) {
+        throw fail(RangeError, 'ERR_VALUE_TOO_LARGE', `value is at least ${n} bytes encoded, larger than the limit of ${this.#maxValue} bytes`);
+      }
+    }
+
+    /** `tag` (0: none) then `text` as UTF-8 into the value buffer; returns the length. */
+    #text(tag, text) {
+      const start = tag === 0 ? 0 : 1;
+      const n = text.length;
+      if (start + n * 3 > this.#valCap) {
+        // UTF-8 has at least as many bytes as UTF-16 has units, and at most three times as many.
+        this.#checkSize(start + n);
+        if (n > 4096) {
+          const bytes = encoder.encode(text);
+          this.#checkSize(start + bytes.length);
+          if (start + bytes.length > this.#valCap) this.#growVal(start + bytes.length);
+          const buf = view();
+          if (start) buf[this.#valPtr] = tag;
+          buf.set(bytes, this.#valPtr + start);
+          return start + bytes.length;
+        }
+        this.#growVal(start + n * 3);
+      }
+      const buf = view();
+      const p = this.#valPtr;
+      if (start) buf[p] = tag;
+      const q = p + start;
+      if (n > 24) return start + encodeInto(text, buf, q, p + this.#valCap);
+      for (let i = 0; i < n; i++) {
+        const c = text.charCodeAt(i);
+        if (c > 0x7f) return start + encodeInto(text, buf, q, p + this.#valCap);
+        buf[q + i] = c;
+      }
+      return start + n;
+    }
+
+    #growVal(n) {
+      this.#raw.reserveVal(n);
+      this.#refreshVal();
+    }
+
+    /** Decodes the `len` bytes Rust left in the value buffer. */
+    #decode(len) {
+      if (len > this.#valCap) this.#refreshVal();
+      const buf = view();
+      const p = this.#valPtr;
+      if (len === 0) return new Uint8Array(0);
+      const tag = buf[p];
+      if (tag === TAG_STRING) return decodeUtf8(buf, p + 1, p + len);
+      if (tag === TAG_BYTES) return buf.slice(p + 1, p + len);
+      return JSON.parse(decodeUtf8(buf, p, p + len));
+    }
+
+    /** The value at `key`, or `undefined` if it is absent or expired. */
+    get(key) {
+      const n = this.#raw.get(this.#key(key));
+      if (n < 0) {
+        if (n === MISS) return undefined;
+        throw this.#error(n);
+      }
+      const value = this.#decode(n);
+      if (n > SHRINK_ABOVE) this.#shrink();
+      return value;
+    }
+
+    #shrink() {
+      this.#raw.shrink();
+      this.#refreshKey();
+      this.#refreshVal();
+      this.#lastKey = undefined;
+    }
+
+    /** Stores `value` at `key`; `options.ttl` in ms (0: never expires; default: the cache's). */
+    set(key, value, options) {
+      const ttl = ttlOption(options);
+      const vlen = this.#value(value);
+      const status = this.#raw.set(this.#key(key), vlen, ttl);
+      if (this.#valCap > SHRINK_ABOVE || this.#keyCap > SHRINK_ABOVE) this.#shrink();
+      if (status < 0) throw this.#error(status);
+      return this;
+    }
+
+    /** Whether `key` holds a live entry. Does not count as a hit or a miss. */
+    has(key) {
+      const status = this.#raw.has(this.#key(key));
+      if (status < 0) throw this.#error(status);
+      return status === 1;
+    }
+
+    /** Deletes `key`; returns whether it held a live entry. */
+    delete(key) {
+      const status = this.#raw.delete(this.#key(key));
+      if (status < 0) throw this.#error(status);
+      return status === 1;
+    }
+
+    /** Deletes every entry (of this cache's namespace). */
+    clear() {
+      this.#raw.clear();
+      this.#lastKey = undefined;
+    }
+
+    /** Deletes every key that starts with `prefix`; returns how many it deleted. */
+    deletePrefix(prefix) {
+      if (typeof prefix !== 'string') {
+        throw fail(TypeError, 'ERR_INVALID_ARGUMENT', `prefix must be a string, got ${typeof prefix}`);
+      }
+      return this.#raw.deletePrefix(prefix);
+    }
+
+    /** Live entries now. */
+    get size() {
+      return this.#raw.size();
+    }
+
+    /** An iterator over a snapshot of the live keys (sorted). */
+    keys() {
+      return this.#raw.keys()[Symbol.iterator]();
+    }
+
+    /** Remaining lifetime of `key` in ms: `Infinity` if it never expires, `undefined` if absent. */
+    ttl(key) {
+      const left = this.#raw.ttl(this.#key(key));
+      if (left < 0) {
+        if (left === MISS) return undefined;
+        throw this.#error(left);
+      }
+      return left;
+    }
+
+    /** lru-cache's spelling of `ttl(key)`: `0` if absent, `Infinity` if it never expires. */
+    getRemainingTTL(key) {
+      return this.ttl(key) ?? 0;
+    }
+
+    /** Adds `delta` (a safe integer, default 1) to the integer at `key` (absent: 0); returns it. */
+    incr(key, delta = 1, options) {
+      if (typeof delta !== 'number') {
+        throw fail(TypeError, 'ERR_INVALID_ARGUMENT', `delta must be a number, got ${typeof delta}`);
+      }
+      const ttl = ttlOption(options);
+      const status = this.#raw.incr(this.#key(key), delta, ttl);
+      if (status < 0) throw this.#error(status);
+      return this.#raw.number();
+    }
+
+    /**
+     * The value at `key`; on a miss, calls `loader(key)` once however many callers wait, caches
+     * what it resolves to and resolves every caller with it. A rejected loader rejects every
+     * waiter and caches nothing.
+     */
+    async getOrSet(key, loader, options) {
+      if (typeof loader !== 'function') {
+        throw fail(TypeError, 'ERR_INVALID_ARGUMENT', `loader must be a function, got ${typeof loader}`);
+      }
+      const ttl = ttlOption(options);
+      const hit = this.get(key);
+      if (hit !== undefined) return hit;
+      let pending = this.#inflight.get(key);
+      if (pending === undefined) {
+        pending = this.#load(key, loader, ttl);
+        this.#inflight.set(key, pending);
+      }
+      return pending;
+    }
+
+    async #load(key, loader, ttl) {
+      try {
+        const value = await loader(key);
+        this.set(key, value, { ttl: ttl < 0 ? undefined : ttl });
+        return value;
+      } finally {
+        this.#inflight.delete(key);
+      }
+    }
+
+    /** Counters since creation, plus the entries and bytes held now. */
+    stats() {
+      const [hits, misses, evictions, expirations, entries, bytes] = this.#raw.stats();
+      return { hits, misses, evictions, expirations, entries, bytes };
+    }
+
+    /** Frees the wasm memory now instead of when garbage-collected. The cache is unusable after. */
+    free() {
+      this.#raw?.free();
+      this.#raw = undefined;
+    }
+
+    [Symbol.dispose]() {
+      this.free();
+    }
+
+    get [Symbol.toStringTag]() {
+      return 'MemoryCache';
+    }
+  }
+
+  /** A Keyv 5 storage adapter: `new Keyv({ store: new KeyvMemoryCache({ maxEntries: 10_000 }) })`. */
+  class KeyvMemoryCache {
+    /** Set by Keyv: its namespace, which it already puts in front of every key (`ns:key`). */
+    namespace = undefined;
+    opts;
+    cache;
+    #listeners = new Map();
+
+    constructor(cacheOrOptions = {}) {
+      this.cache = cacheOrOptions instanceof MemoryCache ? cacheOrOptions : new MemoryCache(cacheOrOptions);
+      this.opts = { dialect: 'cachekit-wasm', url: 'cachekit-wasm://memory' };
+    }
+
+    on(event, listener) {
+      const list = this.#listeners.get(event) ?? [];
+      list.push(listener);
+      this.#listeners.set(event, list);
+      return this;
+    }
+
+    off(event, listener) {
+      const list = this.#listeners.get(event);
+      if (list) this.#listeners.set(event, list.filter((l) => l !== listener));
+      return this;
+    }
+
+    once(event, listener) {
+      const wrapped = (...args) => {
+        this.off(event, wrapped);
+        listener(...args);
+      };
+      return this.on(event, wrapped);
+    }
+
+    emit(event, ...args) {
+      const list = this.#listeners.get(event);
+      if (!list || list.length === 0) return false;
+      for (const listener of [...list]) listener(...args);
+      return true;
+    }
+
+    #guard(fn) {
+      try {
+        return fn();
+      } catch (error) {
+        this.emit('error', error);
+        throw error;
+      }
+    }
+
+    async get(key) {
+      return this.#guard(() => this.cache.get(key));
+    }
+
+    async getMany(keys) {
+      return this.#guard(() => keys.map((key) => this.cache.get(key)));
+    }
+
+    async set(key, value, ttl) {
+      const options = typeof ttl === 'number' && ttl > 0 ? { ttl } : undefined;
+      this.#guard(() => this.cache.set(key, value, options));
+      return true;
+    }
+
+    async setMany(entries) {
+      return this.#guard(() =>
+        entries.map(({ key, value, ttl }) => {
+          this.cache.set(key, value, typeof ttl === 'number' && ttl > 0 ? { ttl } : undefined);
+          return true;
+        }),
+      );
+    }
+
+    async delete(key) {
+      return this.#guard(() => this.cache.delete(key));
+    }
+
+    async deleteMany(keys) {
+      return this.#guard(() => keys.map((key) => this.cache.delete(key)).every(Boolean));
+    }
+
+    async has(key) {
+      return this.#guard(() => this.cache.has(key));
+    }
+
+    async hasMany(keys) {
+      return this.#guard(() => keys.map((key) => this.cache.has(key)));
+    }
+
+    /** Clears Keyv's namespace only (every key when Keyv has none). */
+    async clear() {
+      this.#guard(() => {
+        if (this.namespace) this.cache.deletePrefix(`${this.namespace}:`);
+        else this.cache.clear();
+      });
+    }
+
+    async *iterator(namespace) {
+      const prefix = namespace ? `${namespace}:` : '';
+      for (const key of this.cache.keys()) {
+        if (!key.startsWith(prefix)) continue;
+        const value = this.cache.get(key);
+        if (value !== undefined) yield [key, value];
+      }
+    }
+
+    async disconnect() {}
+  }
+
+  return { MemoryCache, KeyvMemoryCache };
+}

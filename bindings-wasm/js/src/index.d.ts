@@ -1,0 +1,184 @@
+// Types of @cachekit/wasm: the same for the node, web and bundler builds.
+
+/** What a cache can hold. Strings, Uint8Arrays and JSON values round-trip exactly. */
+export type CacheValue =
+  | string
+  | Uint8Array
+  | number
+  | boolean
+  | null
+  | CacheValue[]
+  | { [key: string]: CacheValue | undefined }
+  // Anything JSON.stringify accepts (class instances with toJSON, Dates, …) is stored as its JSON.
+  | object;
+
+/** Options of `new MemoryCache(options)`. */
+export interface MemoryCacheOptions {
+  /** Most entries held at once; the oldest unpopular ones are evicted (S3-FIFO). Default: 10 000. */
+  maxEntries?: number;
+  /** Most bytes held at once: UTF-8 keys plus encoded values. Default: 64 MiB. */
+  maxBytes?: number;
+  /** Default time to live in milliseconds for writes that give none. Default: 0, never expires. */
+  ttl?: number;
+  /** Prefix (`namespace:`) of every key; `clear()` and `keys()` only see this namespace. */
+  namespace?: string;
+}
+
+/** Options of a write. */
+export interface SetOptions {
+  /** Time to live in milliseconds; `0`: never expires. Default: the cache's `ttl`. */
+  ttl?: number;
+}
+
+/** `stats()`: counters since creation, plus what the cache holds now. */
+export interface CacheStats {
+  /** Reads (`get`, `getOrSet`) that found a live entry. */
+  hits: number;
+  /** Reads that found nothing, or an expired entry. */
+  misses: number;
+  /** Live entries removed to respect `maxEntries` or `maxBytes`. */
+  evictions: number;
+  /** Entries removed because their TTL passed. */
+  expirations: number;
+  /** Entries held now. */
+  entries: number;
+  /** Bytes held now: keys plus encoded values. */
+  bytes: number;
+}
+
+/** The `code` of every error the cache throws, for branching (`err.code === 'ERR_…'`). */
+export type CacheErrorCode =
+  /** TypeError: the key is not a string, is empty, or has a lone surrogate. */
+  | 'ERR_INVALID_KEY'
+  /** RangeError: the key is longer than 1024 UTF-8 bytes. */
+  | 'ERR_KEY_TOO_LONG'
+  /** RangeError: the encoded value (plus key) is larger than `maxBytes` or 64 MiB. */
+  | 'ERR_VALUE_TOO_LARGE'
+  /** TypeError: the value is undefined, a function, a symbol, a BigInt, a non-finite number, a
+   * non-Uint8Array binary, or JSON.stringify fails on it (e.g. a cycle). */
+  | 'ERR_INVALID_VALUE'
+  /** RangeError (TypeError if not a number): a TTL that is negative, NaN, infinite or over 100 years. */
+  | 'ERR_INVALID_TTL'
+  /** TypeError: `incr` on a value that is not an integer number. */
+  | 'ERR_NOT_AN_INTEGER'
+  /** RangeError: `incr` would go beyond Number.MAX_SAFE_INTEGER. */
+  | 'ERR_OVERFLOW'
+  /** RangeError/TypeError: another argument is invalid (a non-integer delta, a non-function loader). */
+  | 'ERR_INVALID_ARGUMENT'
+  /** RangeError/TypeError: a constructor option is invalid. */
+  | 'ERR_INVALID_OPTION'
+  /** Error: the web build was used before `await init()`. */
+  | 'ERR_NOT_INITIALIZED'
+  /** Error: anything else. */
+  | 'ERR_CACHE';
+
+/** An error thrown by the cache: a TypeError, RangeError or Error with a `code`. */
+export interface CacheError extends Error {
+  code: CacheErrorCode;
+}
+
+/**
+ * A bounded in-memory cache with per-entry TTLs, running in WebAssembly (the Rust `MemoryStore`).
+ * Every method is synchronous except `getOrSet`. Bad input throws a {@link CacheError}; the cache
+ * stays usable after any error.
+ */
+export class MemoryCache {
+  constructor(options?: MemoryCacheOptions);
+  /** The value at `key`, or `undefined` if it is absent or expired. Counts a hit or a miss. */
+  get<T extends CacheValue = CacheValue>(key: string): T | undefined;
+  /** Stores `value` at `key`, replacing any value; may evict others. Returns the cache. */
+  set(key: string, value: CacheValue, options?: SetOptions): this;
+  /** Whether `key` holds a live entry (not counted as a hit or miss). */
+  has(key: string): boolean;
+  /** Deletes `key`; returns whether it held a live entry. */
+  delete(key: string): boolean;
+  /** Deletes every entry (of this namespace). */
+  clear(): void;
+  /** Deletes every key starting with `prefix`; returns how many were deleted. */
+  deletePrefix(prefix: string): number;
+  /** Live entries now. */
+  readonly size: number;
+  /** A snapshot of the live keys, sorted. */
+  keys(): IterableIterator<string>;
+  /** Remaining time to live in ms: `Infinity` if it never expires, `undefined` if absent. */
+  ttl(key: string): number | undefined;
+  /** lru-cache's name for `ttl`: `0` if absent, `Infinity` if it never expires. */
+  getRemainingTTL(key: string): number;
+  /**
+   * Adds `delta` (default 1, a safe integer) to the integer at `key` and returns the result. An
+   * absent key counts from 0 and is created with `options.ttl`; an existing one keeps its TTL.
+   */
+  incr(key: string, delta?: number, options?: SetOptions): number;
+  /**
+   * The value at `key`; on a miss, `loader(key)` is called once for all concurrent callers, its
+   * result is cached with `options.ttl` and returned to all of them. If it rejects, every waiter
+   * rejects with its error and nothing is cached.
+   */
+  getOrSet<T extends CacheValue = CacheValue>(
+    key: string,
+    loader: (key: string) => T | Promise<T>,
+    options?: SetOptions,
+  ): Promise<T>;
+  /** Hit, miss, eviction and expiration counters, and the entries and bytes held now. */
+  stats(): CacheStats;
+  /** Releases the wasm memory now (otherwise released when garbage-collected). */
+  free(): void;
+  [Symbol.dispose](): void;
+}
+
+/** Something Keyv can listen to. */
+export interface KeyvEventEmitter {
+  on(event: string, listener: (...args: any[]) => void): this;
+  off(event: string, listener: (...args: any[]) => void): this;
+  once(event: string, listener: (...args: any[]) => void): this;
+  emit(event: string, ...args: any[]): boolean;
+}
+
+/**
+ * A Keyv 5 storage adapter over a {@link MemoryCache}:
+ * `new Keyv({ store: new KeyvMemoryCache({ maxEntries: 10_000 }) })`.
+ */
+export class KeyvMemoryCache implements KeyvEventEmitter {
+  constructor(cacheOrOptions?: MemoryCache | MemoryCacheOptions);
+  /** The cache behind the adapter. */
+  readonly cache: MemoryCache;
+  /** Set by Keyv; Keyv already prefixes every key with it, and `clear()` only clears it. */
+  namespace: string | undefined;
+  opts: { dialect: string; url: string };
+  get<Value = any>(key: string): Promise<Value | undefined>;
+  getMany<Value = any>(keys: string[]): Promise<Array<Value | undefined>>;
+  /** `ttl` in ms; absent or 0: the cache's default. */
+  set(key: string, value: any, ttl?: number): Promise<boolean>;
+  setMany(entries: Array<{ key: string; value: any; ttl?: number }>): Promise<boolean[]>;
+  delete(key: string): Promise<boolean>;
+  deleteMany(keys: string[]): Promise<boolean>;
+  has(key: string): Promise<boolean>;
+  hasMany(keys: string[]): Promise<boolean[]>;
+  clear(): Promise<void>;
+  iterator<Value = any>(namespace?: string): AsyncGenerator<[string, Value], void>;
+  disconnect(): Promise<void>;
+  on(event: string, listener: (...args: any[]) => void): this;
+  off(event: string, listener: (...args: any[]) => void): this;
+  once(event: string, listener: (...args: any[]) => void): this;
+  emit(event: string, ...args: any[]): boolean;
+}
+
+/** Where `init` can load the wasm module from (web build); ignored by the node and bundler builds. */
+export type InitInput =
+  | RequestInfo
+  | URL
+  | Response
+  | BufferSource
+  | WebAssembly.Module
+  | { module_or_path: RequestInfo | URL | Response | BufferSource | WebAssembly.Module };
+
+/**
+ * Loads the wasm module. Required before `new MemoryCache()` with the web build (browsers, Deno,
+ * workers); a no-op with the node and bundler builds, so portable code always awaits it.
+ * By default the web build fetches `bindings_wasm_bg.wasm` next to its JS; edge workers pass the
+ * imported `WebAssembly.Module`.
+ */
+export function init(input?: InitInput | Promise<InitInput>): Promise<void>;
+/** Synchronous `init` from bytes or a compiled module (web build). */
+export function initSync(module: BufferSource | WebAssembly.Module | { module: BufferSource | WebAssembly.Module }): void;
+export default init;
