@@ -113,6 +113,7 @@ const manifest = {
     './web': { types, default: './web/index.js' },
     './bundler': { types, default: './bundler/index.js' },
     './node': { types, import: './node/index.mjs', require: './node/index.cjs' },
+    './wasm': './web/bindings_wasm_bg.wasm',
     './package.json': './package.json',
   },
   files: ['index.d.ts', 'lib/', 'web/', 'node/', 'bundler/', 'README.md'],

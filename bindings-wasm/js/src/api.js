@@ -291,7 +291,12 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       if (len === 0) return new Uint8Array(0);
       const tag = buf[p];
       if (tag === TAG_STRING) return decodeUtf8(buf, p + 1, p + len);
-      if (tag === TAG_BYTES) return buf.slice(p + 1, p + len);
+      if (tag === TAG_BYTES) {
+        // A copy, as a plain Uint8Array (the view may be a Buffer, whose slice() would alias).
+        const out = new Uint8Array(len - 1);
+        out.set(buf.subarray(p + 1, p + len));
+        return out;
+      }
       return JSON.parse(decodeUtf8(buf, p, p + len));
     }
 
