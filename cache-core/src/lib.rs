@@ -6,6 +6,7 @@ mod clock;
 mod codec;
 mod error;
 mod limits;
+pub mod patterns;
 mod single_flight;
 mod stats;
 mod store;
@@ -20,6 +21,12 @@ pub use codec::MsgPack;
 pub use codec::{Codec, CodecError, Json};
 pub use error::{Error, ErrorKind, Result};
 pub use limits::{Limits, MAX_TTL, opt_ttl_millis, ttl_millis};
+pub use patterns::{
+    BusEvent, InProcessBus, Invalidation, InvalidationBus, InvalidationListener, InvalidationOp,
+    LockGuard, LockManager, LockManagerBuilder, Memoized, RateLimitAlgorithm, RateLimitDecision,
+    RateLimiter, RateLimiterBuilder, Sleeper, TieredCache, TieredCacheBuilder, TieredStats,
+    WallClock,
+};
 pub use stats::CacheStats;
 pub use store::{
     CacheStore, CacheStoreExt, KeyTtl, ScanCursor, ScanPage, SetCondition, SetOptions, scan_stream,

@@ -1,0 +1,885 @@
+//! [`TieredCache`]: a local L1 in front of a shared L2, coherent across instances.
+
+use std::any::type_name;
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::{self, Either};
+use futures::stream::BoxStream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use super::circuit::CircuitBreaker;
+use super::{BusEvent, Invalidation, InvalidationBus, InvalidationOp, Sleeper, random_token};
+use crate::single_flight::{Role, SingleFlight};
+use crate::{
+    CacheStore, Clock, Codec, Error, ErrorKind, IntoStore, Json, KeyTtl, MAX_TTL, Result,
+    SetOptions, SystemClock,
+};
+
+/// A two-level cache: a fast local L1 (normally a small `MemoryStore`) in front of a shared L2 (any
+/// [`CacheStore`], normally Redis), for values that many instances read often.
+///
+/// **Reads** try L1, then L2, then the loader (for
+/// [`get_or_insert_with`](Self::get_or_insert_with)). A value found in L2 is copied into L1 for at most
+/// [`l1_ttl`](TieredCacheBuilder::l1_ttl) and never longer than it has left in L2 (read with
+/// [`CacheStore::ttl`]). Concurrent misses of one key in one instance make one trip to L2 and run the
+/// loader once (single-flight over the whole tier).
+///
+/// **Writes and deletes** go to L2 first, then L1, then are announced on the
+/// [`InvalidationBus`](TieredCacheBuilder::bus) so that every other instance drops its L1 copy. An
+/// instance ignores its own announcements, and clears its L1 when the bus says it may have missed
+/// some. Without a bus, other instances see a change once their L1 copy expires (after at most
+/// `l1_ttl`).
+///
+/// **Fail-safe.** When L2 fails (a connection error or the [`l2_timeout`](TieredCacheBuilder::l2_timeout))
+/// a read serves the L1 copy, even one that expired up to
+/// [`fail_safe_grace`](TieredCacheBuilder::fail_safe_grace) ago, and `get_or_insert_with` runs the
+/// loader rather than fail. Writes report the failure. After
+/// [`circuit_breaker`](TieredCacheBuilder::circuit_breaker) failures in a row, L2 is not called at all
+/// for a while; then one probe call decides whether to resume.
+///
+/// L1 entries are stored with an 8-byte header (their freshness deadline), so give the cache an L1
+/// store of its own.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use backend_memory::MemoryStore;
+/// use cache_core::{InProcessBus, TieredCache};
+/// use std::time::Duration;
+///
+/// let l2 = MemoryStore::new(); // in production: a RedisStore shared by every instance
+/// let bus = InProcessBus::default(); // in production: backend_redis::RedisBus
+/// let cache = TieredCache::builder(MemoryStore::new(), l2)
+///     .namespace("products")
+///     .l1_ttl(Duration::from_secs(30))
+///     .default_ttl(Duration::from_secs(600))
+///     .bus(bus)
+///     .build();
+/// // Apply other instances' invalidations (with tokio: `tokio::spawn(listener.run())`).
+/// let listener = cache.listen().await?;
+/// # drop(listener);
+///
+/// let name: String = cache
+///     .get_or_insert_with("42", None, || async { Ok::<_, std::io::Error>("lamp".to_string()) })
+///     .await?;
+/// assert_eq!(name, "lamp");
+/// assert_eq!(cache.get::<String>("42").await?.as_deref(), Some("lamp"));
+/// assert_eq!(cache.stats().l1_hits, 1);
+/// # Ok::<_, cache_core::Error>(()) }).unwrap();
+/// ```
+pub struct TieredCache<C: Codec = Json> {
+    core: Arc<Core>,
+    codec: Arc<C>,
+}
+
+impl<C: Codec> Clone for TieredCache<C> {
+    fn clone(&self) -> Self {
+        TieredCache {
+            core: self.core.clone(),
+            codec: self.codec.clone(),
+        }
+    }
+}
+
+impl<C: Codec> fmt::Debug for TieredCache<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let core = &self.core;
+        f.debug_struct("TieredCache")
+            .field("id", &core.id)
+            .field("l1", &core.l1)
+            .field("l2", &core.l2)
+            .field("prefix", &core.prefix)
+            .field("l1_ttl", &core.l1_ttl)
+            .field("default_ttl", &core.default_ttl)
+            .field("fail_safe_grace", &core.grace)
+            .field("l2_timeout", &core.l2_timeout)
+            .field("bus", &core.bus)
+            .field("codec", &C::NAME)
+            .finish()
+    }
+}
+
+/// A snapshot of a [`TieredCache`]'s counters since it was built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[non_exhaustive]
+pub struct TieredStats {
+    /// Reads answered by a fresh L1 copy.
+    pub l1_hits: u64,
+    /// Reads answered by L2 (and copied into L1).
+    pub l2_hits: u64,
+    /// Reads that found the key in neither tier.
+    pub misses: u64,
+    /// Times a loader ran.
+    pub loader_runs: u64,
+    /// L2 calls that failed with a connection error or a timeout.
+    pub l2_errors: u64,
+    /// L2 calls not made because the circuit breaker was open.
+    pub l2_rejected: u64,
+    /// Reads answered despite an L2 failure: from L1 (fresh or stale within the grace period), or by
+    /// running the loader.
+    pub fail_safe_activations: u64,
+    /// Invalidations received from other instances and applied to L1.
+    pub bus_messages: u64,
+    /// Times L1 was cleared because the bus may have lost messages.
+    pub bus_resyncs: u64,
+    /// Invalidations this instance failed to publish.
+    pub bus_publish_errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    l1_hits: AtomicU64,
+    l2_hits: AtomicU64,
+    misses: AtomicU64,
+    loader_runs: AtomicU64,
+    l2_errors: AtomicU64,
+    l2_rejected: AtomicU64,
+    fail_safe_activations: AtomicU64,
+    bus_messages: AtomicU64,
+    bus_resyncs: AtomicU64,
+    bus_publish_errors: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+struct Core {
+    id: String,
+    l1: Arc<dyn CacheStore>,
+    l2: Arc<dyn CacheStore>,
+    prefix: String,
+    l1_ttl: Duration,
+    default_ttl: Option<Duration>,
+    grace: Duration,
+    l2_timeout: Option<Duration>,
+    sleeper: Option<Arc<dyn Sleeper>>,
+    clock: Arc<dyn Clock>,
+    breaker: CircuitBreaker,
+    bus: Option<Arc<dyn InvalidationBus>>,
+    /// Bumped before every L1 invalidation, so that a fill racing with one can undo itself.
+    generation: AtomicU64,
+    reads: SingleFlight<Result<Option<Bytes>>>,
+    loads: SingleFlight<Result<Bytes>>,
+    stats: Counters,
+}
+
+/// Builds a [`TieredCache`]. Start with [`TieredCache::builder`].
+#[must_use]
+pub struct TieredCacheBuilder<C: Codec = Json> {
+    l1: Arc<dyn CacheStore>,
+    l2: Arc<dyn CacheStore>,
+    namespace: String,
+    l1_ttl: Duration,
+    default_ttl: Option<Duration>,
+    grace: Duration,
+    l2_timeout: Option<Duration>,
+    sleeper: Option<Arc<dyn Sleeper>>,
+    clock: Arc<dyn Clock>,
+    breaker_threshold: u32,
+    breaker_open_for: Duration,
+    bus: Option<Arc<dyn InvalidationBus>>,
+    codec: C,
+}
+
+impl<C: Codec> fmt::Debug for TieredCacheBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TieredCacheBuilder")
+            .field("l1", &self.l1)
+            .field("l2", &self.l2)
+            .field("namespace", &self.namespace)
+            .field("l1_ttl", &self.l1_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TieredCache<Json> {
+    /// A builder with `l1` (give it a `MemoryStore` of its own) in front of `l2`.
+    pub fn builder(l1: impl IntoStore, l2: impl IntoStore) -> TieredCacheBuilder<Json> {
+        TieredCacheBuilder {
+            l1: l1.into_store(),
+            l2: l2.into_store(),
+            namespace: String::new(),
+            l1_ttl: Duration::from_secs(60),
+            default_ttl: None,
+            grace: Duration::ZERO,
+            l2_timeout: None,
+            sleeper: None,
+            clock: Arc::new(SystemClock::new()),
+            breaker_threshold: 5,
+            breaker_open_for: Duration::from_secs(5),
+            bus: None,
+            codec: Json,
+        }
+    }
+}
+
+impl<C: Codec> TieredCacheBuilder<C> {
+    /// Prefixes every key (in both tiers) with `"{namespace}:"`. Default: no prefix.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The longest an L1 copy stays fresh; it is also capped by the key's remaining TTL in L2.
+    /// Default: 60 s.
+    pub fn l1_ttl(mut self, ttl: Duration) -> Self {
+        self.l1_ttl = ttl;
+        self
+    }
+
+    /// The L2 TTL of writes and loaded values that do not give one. Default: none (no expiry).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// How long past its freshness an L1 copy is kept, to be served only while L2 fails.
+    /// Default: zero (an L1 copy is served only while fresh).
+    pub fn fail_safe_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Gives up on an L2 call after `timeout` (treated like a connection failure). Needs a
+    /// [sleeper](Self::sleeper). Default: none (wait as long as the L2 store does).
+    pub fn l2_timeout(mut self, timeout: Duration) -> Self {
+        self.l2_timeout = Some(timeout);
+        self
+    }
+
+    /// What the L2 timeout waits with, e.g. `tokio::time::sleep`.
+    pub fn sleeper(mut self, sleeper: impl Sleeper + 'static) -> Self {
+        self.sleeper = Some(Arc::new(sleeper));
+        self
+    }
+
+    /// Opens the circuit after `failures` L2 failures in a row (0: never), and keeps it open for
+    /// `open_for` before letting one probe call through. Default: 5 failures, 5 s.
+    pub fn circuit_breaker(mut self, failures: u32, open_for: Duration) -> Self {
+        self.breaker_threshold = failures;
+        self.breaker_open_for = open_for;
+        self
+    }
+
+    /// The bus that carries invalidations between instances. Default: none.
+    pub fn bus(mut self, bus: impl InvalidationBus + 'static) -> Self {
+        self.bus = Some(Arc::new(bus));
+        self
+    }
+
+    /// A bus shared with other caches.
+    pub fn shared_bus(mut self, bus: Arc<dyn InvalidationBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// The clock of L1 freshness and the circuit breaker; use the L1 store's clock. Default:
+    /// [`SystemClock`].
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The serialization format of the typed methods. Default: [`Json`].
+    pub fn codec<C2: Codec>(self, codec: C2) -> TieredCacheBuilder<C2> {
+        TieredCacheBuilder {
+            l1: self.l1,
+            l2: self.l2,
+            namespace: self.namespace,
+            l1_ttl: self.l1_ttl,
+            default_ttl: self.default_ttl,
+            grace: self.grace,
+            l2_timeout: self.l2_timeout,
+            sleeper: self.sleeper,
+            clock: self.clock,
+            breaker_threshold: self.breaker_threshold,
+            breaker_open_for: self.breaker_open_for,
+            bus: self.bus,
+            codec,
+        }
+    }
+
+    /// Builds the cache, or explains which setting is invalid.
+    pub fn try_build(self) -> Result<TieredCache<C>> {
+        crate::ttl_millis(self.l1_ttl)?;
+        crate::opt_ttl_millis(self.default_ttl)?;
+        if self.l1_ttl + self.grace > MAX_TTL {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "l1_ttl plus fail_safe_grace is longer than MAX_TTL",
+            ));
+        }
+        if self.l2_timeout.is_some() && self.sleeper.is_none() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "l2_timeout needs a sleeper: set TieredCacheBuilder::sleeper",
+            ));
+        }
+        let prefix = if self.namespace.is_empty() {
+            String::new()
+        } else {
+            format!("{}:", self.namespace)
+        };
+        Ok(TieredCache {
+            core: Arc::new(Core {
+                id: random_token(),
+                l1: self.l1,
+                l2: self.l2,
+                prefix,
+                l1_ttl: self.l1_ttl,
+                default_ttl: self.default_ttl,
+                grace: self.grace,
+                l2_timeout: self.l2_timeout,
+                sleeper: self.sleeper,
+                clock: self.clock,
+                breaker: CircuitBreaker::new(
+                    self.breaker_threshold,
+                    self.breaker_open_for.as_millis() as u64,
+                ),
+                bus: self.bus,
+                generation: AtomicU64::new(0),
+                reads: SingleFlight::default(),
+                loads: SingleFlight::default(),
+                stats: Counters::default(),
+            }),
+            codec: Arc::new(self.codec),
+        })
+    }
+
+    /// Builds the cache.
+    ///
+    /// # Panics
+    /// On an invalid setting; use [`try_build`](Self::try_build) to get an error instead.
+    pub fn build(self) -> TieredCache<C> {
+        self.try_build()
+            .expect("invalid tiered cache configuration")
+    }
+}
+
+/// Applies other instances' invalidations to a [`TieredCache`]'s L1. Get one from
+/// [`TieredCache::listen`] and run it on your runtime, e.g. `tokio::spawn(listener.run())`.
+#[must_use = "a listener does nothing until run"]
+pub struct InvalidationListener {
+    core: Weak<Core>,
+    events: BoxStream<'static, BusEvent>,
+}
+
+impl fmt::Debug for InvalidationListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvalidationListener")
+            .finish_non_exhaustive()
+    }
+}
+
+impl InvalidationListener {
+    /// Applies events until the bus ends or the cache is dropped.
+    pub async fn run(mut self) {
+        while let Some(event) = self.events.next().await {
+            let Some(core) = self.core.upgrade() else {
+                return;
+            };
+            core.apply(event).await;
+        }
+    }
+}
+
+enum L1Lookup {
+    Fresh(Bytes),
+    Stale(Bytes),
+    Miss,
+}
+
+const HEADER: usize = 8;
+
+fn unavailable(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout) || e.is_retryable()
+}
+
+impl Core {
+    async fn l1_lookup(&self, key: &str) -> Result<L1Lookup> {
+        let Some(entry) = self.l1.get(key).await? else {
+            return Ok(L1Lookup::Miss);
+        };
+        let Some(header) = entry.get(..HEADER) else {
+            return Ok(L1Lookup::Miss);
+        };
+        let fresh_until = u64::from_le_bytes(header.try_into().expect("8 bytes"));
+        let value = entry.slice(HEADER..);
+        Ok(if self.clock.now_millis() < fresh_until {
+            L1Lookup::Fresh(value)
+        } else {
+            L1Lookup::Stale(value)
+        })
+    }
+
+    /// Copies a value into L1, fresh for `fresh_for` (at most `l1_ttl`). If an invalidation happened
+    /// since `generation` was read, the copy may be older than what the invalidation announced, so it
+    /// is removed again.
+    async fn fill_l1(&self, key: &str, value: &[u8], fresh_for: Duration, generation: u64) {
+        let fresh_for = fresh_for.min(self.l1_ttl);
+        let fresh_until = self
+            .clock
+            .now_millis()
+            .saturating_add(fresh_for.as_millis() as u64);
+        let mut entry = Vec::with_capacity(HEADER + value.len());
+        entry.extend_from_slice(&fresh_until.to_le_bytes());
+        entry.extend_from_slice(value);
+        let options = SetOptions::new().ttl(fresh_for + self.grace);
+        if let Err(e) = self.l1.set(key, Bytes::from(entry), options).await {
+            // Too large for L1, for example: serve from L2 only, and drop any older copy.
+            tracing::debug!(key, error = %e.kind(), "L1 fill failed");
+            let _ = self.l1.delete(key).await;
+            return;
+        }
+        if self.generation.load(Ordering::SeqCst) != generation {
+            let _ = self.l1.delete(key).await;
+        }
+    }
+
+    /// Calls L2 through the circuit breaker and the timeout.
+    async fn l2_call<T>(&self, op: &str, call: impl Future<Output = Result<T>>) -> Result<T> {
+        if !self.breaker.allow(self.clock.now_millis()) {
+            bump(&self.stats.l2_rejected);
+            return Err(Error::new(
+                ErrorKind::Connection,
+                format!("L2 {op} not sent: the L2 circuit breaker is open after repeated failures"),
+            ));
+        }
+        let result = match (self.l2_timeout, &self.sleeper) {
+            (Some(timeout), Some(sleeper)) => {
+                match future::select(pin!(call), sleeper.sleep(timeout)).await {
+                    Either::Left((result, _)) => result,
+                    Either::Right(_) => Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!("L2 {op} took longer than the l2_timeout of {timeout:?}"),
+                    )),
+                }
+            }
+            _ => call.await,
+        };
+        match &result {
+            Err(e) if unavailable(e) => {
+                bump(&self.stats.l2_errors);
+                tracing::debug!(op, error = %e.kind(), "L2 call failed");
+                self.breaker.record_failure(self.clock.now_millis());
+            }
+            _ => self.breaker.record_success(),
+        }
+        result
+    }
+
+    /// Reads L2's value and remaining TTL together (two commands in flight at once).
+    async fn l2_get(&self, key: &str) -> Result<Option<(Bytes, KeyTtl)>> {
+        self.l2_call("get", async {
+            let (value, ttl) = future::join(self.l2.get(key), self.l2.ttl(key)).await;
+            match value? {
+                Some(value) => Ok(Some((value, ttl?))),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    fn remaining(ttl: KeyTtl) -> Option<Duration> {
+        match ttl {
+            KeyTtl::ExpiresIn(left) => Some(left),
+            KeyTtl::Persistent => Some(MAX_TTL),
+            // Expired between the two reads: do not copy.
+            KeyTtl::Missing => None,
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let stale = match self.l1_lookup(key).await? {
+            L1Lookup::Fresh(value) => {
+                bump(&self.stats.l1_hits);
+                return Ok(Some(value));
+            }
+            L1Lookup::Stale(value) => Some(value),
+            L1Lookup::Miss => None,
+        };
+        let leader = match self.reads.join(key).await {
+            Role::Follower(result) => return result,
+            Role::Leader(leader) => leader,
+        };
+        let result = self
+            .read_through(key, stale)
+            .instrument(tracing::debug_span!("tiered.get", key))
+            .await;
+        leader.finish(result.clone());
+        result
+    }
+
+    async fn read_through(&self, key: &str, stale: Option<Bytes>) -> Result<Option<Bytes>> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        match self.l2_get(key).await {
+            Ok(Some((value, ttl))) => {
+                bump(&self.stats.l2_hits);
+                tracing::debug!("L2 hit");
+                if let Some(left) = Self::remaining(ttl) {
+                    self.fill_l1(key, &value, left, generation).await;
+                }
+                Ok(Some(value))
+            }
+            Ok(None) => {
+                bump(&self.stats.misses);
+                tracing::debug!("miss");
+                Ok(None)
+            }
+            Err(e) if unavailable(&e) => match stale {
+                Some(value) => {
+                    bump(&self.stats.fail_safe_activations);
+                    tracing::debug!(error = %e.kind(), "fail-safe: serving the L1 copy");
+                    Ok(Some(value))
+                }
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_or_load<F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        loader: F,
+    ) -> Result<Bytes>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes>>,
+    {
+        let stale = match self.l1_lookup(key).await? {
+            L1Lookup::Fresh(value) => {
+                bump(&self.stats.l1_hits);
+                return Ok(value);
+            }
+            L1Lookup::Stale(value) => Some(value),
+            L1Lookup::Miss => None,
+        };
+        let leader = match self.loads.join(key).await {
+            Role::Follower(result) => return result,
+            Role::Leader(leader) => leader,
+        };
+        let result = self
+            .load_through(key, ttl, stale, loader)
+            .instrument(tracing::debug_span!("tiered.get_or_load", key))
+            .await;
+        leader.finish(result.clone());
+        result
+    }
+
+    async fn load_through<F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        stale: Option<Bytes>,
+        loader: F,
+    ) -> Result<Bytes>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes>>,
+    {
+        // A flight that ended between our L1 miss and our turn to lead may have filled L1.
+        if let L1Lookup::Fresh(value) = self.l1_lookup(key).await? {
+            bump(&self.stats.l1_hits);
+            return Ok(value);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let l2_up = match self.l2_get(key).await {
+            Ok(Some((value, ttl))) => {
+                bump(&self.stats.l2_hits);
+                tracing::debug!("L2 hit");
+                if let Some(left) = Self::remaining(ttl) {
+                    self.fill_l1(key, &value, left, generation).await;
+                }
+                return Ok(value);
+            }
+            Ok(None) => true,
+            Err(e) if unavailable(&e) => {
+                bump(&self.stats.fail_safe_activations);
+                if let Some(value) = stale {
+                    tracing::debug!(error = %e.kind(), "fail-safe: serving the L1 copy");
+                    return Ok(value);
+                }
+                tracing::debug!(error = %e.kind(), "fail-safe: L2 unavailable, running the loader");
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        bump(&self.stats.misses);
+        bump(&self.stats.loader_runs);
+        tracing::debug!("loader running");
+        let value = loader().await?;
+        let ttl = ttl.or(self.default_ttl);
+        if l2_up {
+            let options = SetOptions::new().maybe_ttl(ttl);
+            match self
+                .l2_call("set", self.l2.set(key, value.clone(), options))
+                .await
+            {
+                Ok(_) => {}
+                // The value is still good: serve it, and let the next reader fill L2.
+                Err(e) if unavailable(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.fill_l1(key, &value, ttl.unwrap_or(MAX_TTL), generation)
+            .await;
+        Ok(value)
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        let ttl = ttl.or(self.default_ttl);
+        let options = SetOptions::new().maybe_ttl(ttl);
+        self.l2_call("set", self.l2.set(key, value.clone(), options))
+            .instrument(tracing::debug_span!("tiered.set", key))
+            .await?;
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.fill_l1(key, &value, ttl.unwrap_or(MAX_TTL), generation)
+            .await;
+        self.publish(InvalidationOp::Set, key).await;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let result = self
+            .l2_call("delete", self.l2.delete(key))
+            .instrument(tracing::debug_span!("tiered.delete", key))
+            .await;
+        // Whatever L2 said, the local copy can no longer be trusted.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.l1.delete(key).await?;
+        let existed = result?;
+        self.publish(InvalidationOp::Delete, key).await;
+        Ok(existed)
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        let removed = self
+            .l2_call("clear", self.l2.clear(&self.prefix))
+            .instrument(tracing::debug_span!("tiered.clear", prefix = %self.prefix))
+            .await;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.l1.clear(&self.prefix).await?;
+        let removed = removed?;
+        self.publish(InvalidationOp::Clear, &self.prefix).await;
+        Ok(removed)
+    }
+
+    async fn publish(&self, op: InvalidationOp, key: &str) {
+        let Some(bus) = &self.bus else { return };
+        let message = Invalidation::new(self.id.clone(), op, key);
+        if let Err(e) = bus.publish(&message).await {
+            bump(&self.stats.bus_publish_errors);
+            tracing::debug!(key, error = %e.kind(), "invalidation publish failed");
+        }
+    }
+
+    async fn apply(&self, event: BusEvent) {
+        match event {
+            BusEvent::Message(message) if message.origin == self.id => {}
+            BusEvent::Message(message) => {
+                bump(&self.stats.bus_messages);
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                let result = match message.op {
+                    InvalidationOp::Clear => self.l1.clear(&message.key).await.map(drop),
+                    _ => self.l1.delete(&message.key).await.map(drop),
+                };
+                tracing::debug!(key = %message.key, op = ?message.op, ok = result.is_ok(), "invalidation applied");
+            }
+            BusEvent::Resync => {
+                bump(&self.stats.bus_resyncs);
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                let result = self.l1.clear(&self.prefix).await;
+                tracing::debug!(
+                    ok = result.is_ok(),
+                    "bus may have lost messages: L1 cleared"
+                );
+            }
+        }
+    }
+}
+
+impl<C: Codec> TieredCache<C> {
+    /// This instance's id, the `origin` of its invalidations.
+    pub fn instance_id(&self) -> &str {
+        &self.core.id
+    }
+
+    /// The key prefix derived from the namespace (`""` or `"{namespace}:"`).
+    pub fn prefix(&self) -> &str {
+        &self.core.prefix
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> TieredStats {
+        let s = &self.core.stats;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        TieredStats {
+            l1_hits: load(&s.l1_hits),
+            l2_hits: load(&s.l2_hits),
+            misses: load(&s.misses),
+            loader_runs: load(&s.loader_runs),
+            l2_errors: load(&s.l2_errors),
+            l2_rejected: load(&s.l2_rejected),
+            fail_safe_activations: load(&s.fail_safe_activations),
+            bus_messages: load(&s.bus_messages),
+            bus_resyncs: load(&s.bus_resyncs),
+            bus_publish_errors: load(&s.bus_publish_errors),
+        }
+    }
+
+    /// Whether the L2 circuit breaker is open now (L2 calls are being skipped).
+    pub fn is_l2_circuit_open(&self) -> bool {
+        self.core.breaker.is_open(self.core.clock.now_millis())
+    }
+
+    /// Subscribes to the bus. Once this returns, invalidations are queued for the returned listener;
+    /// run it (e.g. `tokio::spawn(listener.run())`) to apply them. Fails with [`ErrorKind::Config`]
+    /// if the cache has no bus.
+    pub async fn listen(&self) -> Result<InvalidationListener> {
+        let Some(bus) = &self.core.bus else {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "this TieredCache has no invalidation bus: set TieredCacheBuilder::bus",
+            ));
+        };
+        Ok(InvalidationListener {
+            core: Arc::downgrade(&self.core),
+            events: bus.subscribe().await?,
+        })
+    }
+
+    /// Reads the raw bytes of a key: L1, then L2. A miss is `Ok(None)`.
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>> {
+        if self.core.prefix.is_empty() {
+            return self.core.get(key).await;
+        }
+        self.core.get(&self.full_key(key)).await
+    }
+
+    /// Writes raw bytes to L2 and L1 and announces the change; `ttl: None` uses the default TTL.
+    /// An L2 failure is returned and L1 is left as it was.
+    pub async fn set_bytes(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        self.core.set(&self.full_key(key), value, ttl).await
+    }
+
+    /// Reads and decodes a value: L1, then L2. A miss is `Ok(None)`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.core
+            .get(&self.full_key(key))
+            .await?
+            .map(|bytes| self.decode(key, &bytes))
+            .transpose()
+    }
+
+    /// Writes a value with the default TTL to L2 and L1, and announces the change.
+    pub async fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        self.set_with_ttl(key, value, None).await
+    }
+
+    /// Writes a value with a TTL (`None`: the default TTL) to L2 and L1, and announces the change.
+    /// An L2 failure is returned and L1 is left as it was.
+    pub async fn set_with_ttl<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let bytes = self.encode(key, value)?;
+        self.core.set(&self.full_key(key), bytes, ttl).await
+    }
+
+    /// Deletes a key from L2 and L1, and announces it; returns whether it existed in L2. The L1 copy is
+    /// dropped even if L2 fails.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        self.core.delete(&self.full_key(key)).await
+    }
+
+    /// Deletes every key of the namespace (of the whole L2 store if there is no namespace) from both
+    /// tiers and announces it; returns how many L2 deleted.
+    pub async fn clear(&self) -> Result<u64> {
+        self.core.clear().await
+    }
+
+    /// Returns the value of `key` from L1 or L2, or runs `loader`, stores its value in both tiers (L2
+    /// with `ttl`, or the default TTL) and returns it.
+    ///
+    /// Concurrent calls for one key in this instance run one L2 read and at most one loader. If L2 is
+    /// unavailable the stale L1 copy is served, or else the loader runs and its value goes to L1 only.
+    /// A loader error is an [`ErrorKind::Loader`] error for every waiting caller, and nothing is cached.
+    pub async fn get_or_insert_with<T, F, Fut, E>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        loader: F,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        let bytes = self
+            .core
+            .get_or_load(&self.full_key(key), ttl, || async {
+                let value = loader().await.map_err(|e| {
+                    Error::new(
+                        ErrorKind::Loader,
+                        format!("loader for key {} failed", crate::limits::preview(key)),
+                    )
+                    .with_source(e)
+                })?;
+                self.encode(key, &value)
+            })
+            .await?;
+        self.decode(key, &bytes)
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        let mut full = String::with_capacity(self.core.prefix.len() + key.len());
+        full.push_str(&self.core.prefix);
+        full.push_str(key);
+        full
+    }
+
+    fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Bytes> {
+        self.codec.encode(value).map(Bytes::from).map_err(|e| {
+            Error::new(
+                ErrorKind::Codec,
+                format!(
+                    "cannot encode a `{}` as {} for key {}",
+                    type_name::<T>(),
+                    C::NAME,
+                    crate::limits::preview(key)
+                ),
+            )
+            .with_source(e)
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {
+        self.codec.decode(bytes).map_err(|e| {
+            Error::new(
+                ErrorKind::Codec,
+                format!(
+                    "the {} value stored at key {} is not a valid `{}`",
+                    C::NAME,
+                    crate::limits::preview(key),
+                    type_name::<T>()
+                ),
+            )
+            .with_source(e)
+        })
+    }
+}

@@ -1,0 +1,675 @@
+//! The patterns (lock, rate limiter, tiered cache, memoization) on the memory backend.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use backend_memory::MemoryStore;
+use bytes::Bytes;
+use cache_core::{
+    Cache, CacheStore, Capabilities, ErrorKind, InProcessBus, KeyTtl, Limits, LockManager,
+    ManualClock, Memoized, RateLimitAlgorithm, RateLimiter, Result, ScanCursor, ScanPage,
+    SetOptions, TieredCache,
+};
+
+fn manual_store() -> (MemoryStore, ManualClock) {
+    let clock = ManualClock::new();
+    let store = MemoryStore::builder().clock(clock.clone()).build();
+    (store, clock)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lock
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_holders_never_overlap_20_tasks_x_50_iterations() {
+    let store = MemoryStore::new();
+    let locks = LockManager::builder(store.clone())
+        .lease(Duration::from_secs(30))
+        .backoff(Duration::from_micros(200), Duration::from_millis(5))
+        .sleeper(tokio::time::sleep)
+        .build();
+    let holders = Arc::new(AtomicUsize::new(0));
+    let overlaps = Arc::new(AtomicUsize::new(0));
+    let last_fence = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (locks, store) = (locks.clone(), store.clone());
+            let (holders, overlaps, last_fence) =
+                (holders.clone(), overlaps.clone(), last_fence.clone());
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    let guard = locks
+                        .acquire("counter", Duration::from_secs(60))
+                        .await
+                        .unwrap()
+                        .expect("acquired within the timeout");
+                    if holders.fetch_add(1, Ordering::SeqCst) != 0 {
+                        overlaps.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // Fencing tokens grow in the order holders hold the lock.
+                    let previous = last_fence.swap(guard.fencing_token(), Ordering::SeqCst);
+                    assert!(guard.fencing_token() > previous);
+                    // A read-modify-write that loses updates unless the lock excludes.
+                    let current: u64 = match store.get("shared").unwrap() {
+                        Some(b) => std::str::from_utf8(&b).unwrap().parse().unwrap(),
+                        None => 0,
+                    };
+                    tokio::task::yield_now().await;
+                    store
+                        .set("shared", (current + 1).to_string(), SetOptions::new())
+                        .unwrap();
+                    holders.fetch_sub(1, Ordering::SeqCst);
+                    assert!(guard.release().await.unwrap());
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two holders overlapped");
+    assert_eq!(store.get("shared").unwrap().as_deref(), Some(&b"1000"[..]));
+}
+
+#[tokio::test]
+async fn an_expired_lease_can_be_taken_over_and_the_old_owner_cannot_release_it() {
+    let (store, clock) = manual_store();
+    let locks = LockManager::builder(store.clone())
+        .lease(Duration::from_secs(1))
+        .build();
+    let first = locks.try_acquire("job").await.unwrap().unwrap();
+    assert!(locks.try_acquire("job").await.unwrap().is_none());
+
+    clock.advance(Duration::from_millis(1_001));
+    assert!(!first.is_held().await.unwrap());
+    let second = locks.try_acquire("job").await.unwrap().expect("taken over");
+    assert!(second.fencing_token() > first.fencing_token());
+    let stored = store.get("lock:l:job").unwrap();
+
+    // The old owner's release and extend change nothing and say so.
+    assert!(!first.extend(Duration::from_secs(10)).await.unwrap());
+    assert!(!first.release().await.unwrap());
+    assert_eq!(store.get("lock:l:job").unwrap(), stored);
+    assert!(second.is_held().await.unwrap());
+    assert!(locks.try_acquire("job").await.unwrap().is_none());
+
+    assert!(second.release().await.unwrap());
+    assert!(locks.try_acquire("job").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn extend_renews_the_lease() {
+    let (store, clock) = manual_store();
+    let locks = LockManager::builder(store)
+        .lease(Duration::from_secs(1))
+        .build();
+    let guard = locks.try_acquire("job").await.unwrap().unwrap();
+    clock.advance(Duration::from_millis(800));
+    assert!(guard.extend(Duration::from_secs(1)).await.unwrap());
+    clock.advance(Duration::from_millis(800));
+    assert!(locks.try_acquire("job").await.unwrap().is_none());
+    clock.advance(Duration::from_millis(300));
+    assert!(locks.try_acquire("job").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn acquire_waits_until_the_timeout_then_gives_up() {
+    let locks = LockManager::builder(MemoryStore::new())
+        .sleeper(tokio::time::sleep)
+        .build();
+    let _held = locks.try_acquire("busy").await.unwrap().unwrap();
+    let started = Instant::now();
+    let waited = locks
+        .acquire("busy", Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert!(waited.is_none());
+    assert!(started.elapsed() >= Duration::from_millis(50));
+
+    let no_sleeper = LockManager::builder(MemoryStore::new()).build();
+    let err = no_sleeper
+        .acquire("busy", Duration::from_millis(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+}
+
+#[tokio::test]
+async fn acquire_gets_the_lock_when_the_holder_releases() {
+    let locks = LockManager::builder(MemoryStore::new())
+        .sleeper(tokio::time::sleep)
+        .build();
+    let held = locks.try_acquire("handoff").await.unwrap().unwrap();
+    let waiter = {
+        let locks = locks.clone();
+        tokio::spawn(async move { locks.acquire("handoff", Duration::from_secs(5)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(held.release().await.unwrap());
+    let guard = waiter
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("acquired after release");
+    assert!(guard.release().await.unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate limiter
+
+async fn admitted_by_50_concurrent_callers(limiter: &RateLimiter) -> usize {
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.check("client").await.unwrap() })
+        })
+        .collect();
+    let mut allowed = 0;
+    for task in tasks {
+        let decision = task.await.unwrap();
+        if decision.allowed {
+            allowed += 1;
+            assert_eq!(decision.retry_after, Duration::ZERO);
+        } else {
+            assert_eq!(decision.remaining, 0);
+            assert!(decision.retry_after > Duration::ZERO);
+        }
+    }
+    allowed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fixed_window_never_admits_more_than_the_limit() {
+    let limiter = RateLimiter::builder(MemoryStore::new())
+        .limit(10)
+        .period(Duration::from_secs(60))
+        .build();
+    assert_eq!(admitted_by_50_concurrent_callers(&limiter).await, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gcra_never_admits_more_than_the_limit() {
+    let (store, clock) = manual_store();
+    let limiter = RateLimiter::builder(store)
+        .limit(10)
+        .period(Duration::from_secs(60))
+        .algorithm(RateLimitAlgorithm::Gcra)
+        .clock(clock)
+        .build();
+    assert_eq!(admitted_by_50_concurrent_callers(&limiter).await, 10);
+}
+
+#[tokio::test]
+async fn fixed_window_reports_remaining_and_resets_after_the_window() {
+    let (store, clock) = manual_store();
+    let limiter = RateLimiter::builder(store)
+        .limit(3)
+        .period(Duration::from_secs(10))
+        .build();
+    for remaining in [2, 1, 0] {
+        let d = limiter.check("a").await.unwrap();
+        assert!(d.allowed);
+        assert_eq!((d.limit, d.remaining), (3, remaining));
+    }
+    clock.advance(Duration::from_secs(4));
+    let denied = limiter.check("a").await.unwrap();
+    assert!(!denied.allowed);
+    assert_eq!(denied.retry_after, Duration::from_secs(6));
+    // Another client has its own window.
+    assert!(limiter.check("b").await.unwrap().allowed);
+    clock.advance(Duration::from_secs(6));
+    assert!(limiter.check("a").await.unwrap().allowed);
+}
+
+#[tokio::test]
+async fn gcra_spaces_requests_after_the_burst() {
+    let (store, clock) = manual_store();
+    let limiter = RateLimiter::builder(store)
+        .limit(10)
+        .period(Duration::from_secs(1))
+        .algorithm(RateLimitAlgorithm::Gcra)
+        .clock(clock.clone())
+        .build();
+    for remaining in (0..10).rev() {
+        let d = limiter.check("a").await.unwrap();
+        assert!(d.allowed);
+        assert_eq!(d.remaining, remaining);
+    }
+    let denied = limiter.check("a").await.unwrap();
+    assert!(!denied.allowed);
+    assert_eq!(denied.retry_after, Duration::from_millis(100));
+    clock.advance(Duration::from_millis(100));
+    assert!(limiter.check("a").await.unwrap().allowed);
+    assert!(!limiter.check("a").await.unwrap().allowed);
+    // A full period restores the whole burst.
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(limiter.check("a").await.unwrap().remaining, 9);
+    // A cost above the limit can never pass.
+    let err = limiter.check_n("a", 11).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tiered cache
+
+/// An L2 that can be switched off (connection errors) or made to hang.
+#[derive(Debug, Clone, Default)]
+struct FlakyStore {
+    inner: MemoryStore,
+    down: Arc<AtomicBool>,
+    hang: Arc<AtomicBool>,
+    calls: Arc<AtomicU64>,
+}
+
+impl FlakyStore {
+    fn over(inner: MemoryStore) -> Self {
+        FlakyStore {
+            inner,
+            ..FlakyStore::default()
+        }
+    }
+
+    async fn check(&self) -> Result<()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if self.down.load(Ordering::SeqCst) {
+            return Err(cache_core::Error::new(
+                ErrorKind::Connection,
+                "connection refused",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CacheStore for FlakyStore {
+    fn capabilities(&self) -> Capabilities {
+        CacheStore::capabilities(&self.inner)
+    }
+    fn limits(&self) -> Limits {
+        CacheStore::limits(&self.inner)
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.check().await?;
+        CacheStore::get(&self.inner, key).await
+    }
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        self.check().await?;
+        CacheStore::get_many(&self.inner, keys).await
+    }
+    async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool> {
+        self.check().await?;
+        CacheStore::set(&self.inner, key, value, options).await
+    }
+    async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<()> {
+        self.check().await?;
+        CacheStore::set_many(&self.inner, entries, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.check().await?;
+        CacheStore::delete(&self.inner, key).await
+    }
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        self.check().await?;
+        CacheStore::delete_many(&self.inner, keys).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.check().await?;
+        CacheStore::exists(&self.inner, key).await
+    }
+    async fn ttl(&self, key: &str) -> Result<KeyTtl> {
+        self.check().await?;
+        CacheStore::ttl(&self.inner, key).await
+    }
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+        self.check().await?;
+        CacheStore::expire(&self.inner, key, ttl).await
+    }
+    async fn persist(&self, key: &str) -> Result<bool> {
+        self.check().await?;
+        CacheStore::persist(&self.inner, key).await
+    }
+    async fn incr_by(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
+        self.check().await?;
+        CacheStore::incr_by(&self.inner, key, delta, ttl).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        self.check().await?;
+        CacheStore::compare_and_swap(&self.inner, key, expected, new, ttl).await
+    }
+    async fn scan(&self, prefix: &str, cursor: ScanCursor, count: usize) -> Result<ScanPage> {
+        self.check().await?;
+        CacheStore::scan(&self.inner, prefix, cursor, count).await
+    }
+    async fn clear(&self, prefix: &str) -> Result<u64> {
+        self.check().await?;
+        CacheStore::clear(&self.inner, prefix).await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.check().await
+    }
+}
+
+#[tokio::test]
+async fn reads_fill_l1_from_l2_without_outliving_l2() {
+    let (l1, clock) = manual_store();
+    let l2 = MemoryStore::builder().clock(clock.clone()).build();
+    let cache = TieredCache::builder(l1.clone(), l2.clone())
+        .l1_ttl(Duration::from_secs(60))
+        .clock(clock.clone())
+        .build();
+    l2.set(
+        "k",
+        "\"from-l2\"",
+        SetOptions::new().ttl(Duration::from_secs(5)),
+    )
+    .unwrap();
+
+    assert_eq!(cache.get::<String>("k").await.unwrap().unwrap(), "from-l2");
+    match l1.ttl("k").unwrap() {
+        KeyTtl::ExpiresIn(left) => assert!(left <= Duration::from_secs(5), "{left:?}"),
+        other => panic!("L1 copy should expire with L2's: {other:?}"),
+    }
+    assert_eq!(cache.get::<String>("k").await.unwrap().unwrap(), "from-l2");
+    assert_eq!(cache.get::<String>("missing").await.unwrap(), None);
+    let stats = cache.stats();
+    assert_eq!((stats.l1_hits, stats.l2_hits, stats.misses), (1, 1, 1));
+
+    // Once L2's copy expires, so has L1's.
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(cache.get::<String>("k").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn writes_and_deletes_go_to_both_tiers() {
+    let (l1, l2) = (MemoryStore::new(), MemoryStore::new());
+    let cache = TieredCache::builder(l1.clone(), l2.clone())
+        .namespace("p")
+        .default_ttl(Duration::from_secs(30))
+        .build();
+    cache.set("1", &"lamp").await.unwrap();
+    assert_eq!(l2.get("p:1").unwrap().as_deref(), Some(&b"\"lamp\""[..]));
+    assert!(l1.get("p:1").unwrap().is_some());
+    assert!(matches!(l2.ttl("p:1").unwrap(), KeyTtl::ExpiresIn(_)));
+    assert_eq!(cache.get::<String>("1").await.unwrap().unwrap(), "lamp");
+    assert_eq!(cache.stats().l1_hits, 1);
+
+    assert!(cache.delete("1").await.unwrap());
+    assert!(l1.get("p:1").unwrap().is_none());
+    assert!(l2.get("p:1").unwrap().is_none());
+
+    cache.set("2", &2).await.unwrap();
+    cache.set("3", &3).await.unwrap();
+    l2.set("other", "x", SetOptions::new()).unwrap();
+    assert_eq!(cache.clear().await.unwrap(), 2);
+    assert!(l1.is_empty());
+    assert_eq!(l2.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_misses_run_the_loader_once_across_the_tier() {
+    let l2 = FlakyStore::over(MemoryStore::new());
+    let cache = TieredCache::builder(MemoryStore::new(), l2.clone()).build();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_insert_with("slow", None, || async {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<_, std::io::Error>(7u32)
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 7);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(cache.stats().loader_runs, 1);
+    // One L2 read (get + ttl) and one L2 write for all 20 callers.
+    assert_eq!(l2.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(l2.inner.get("slow").unwrap().as_deref(), Some(&b"7"[..]));
+
+    let err = cache
+        .get_or_insert_with::<u32, _, _, _>("fails", None, || async {
+            Err::<u32, _>(std::io::Error::other("database down"))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Loader);
+    assert!(l2.inner.get("fails").unwrap().is_none());
+}
+
+async fn eventually(mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < Duration::from_secs(5), "never happened");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_instance_reaches_the_others_l1() {
+    let l2 = MemoryStore::new();
+    let bus = InProcessBus::default();
+    let instance = || {
+        TieredCache::builder(MemoryStore::new(), l2.clone())
+            .l1_ttl(Duration::from_secs(600))
+            .bus(bus.clone())
+            .build()
+    };
+    let (a, b) = (instance(), instance());
+    tokio::spawn(a.listen().await.unwrap().run());
+    tokio::spawn(b.listen().await.unwrap().run());
+
+    a.set("price", &10).await.unwrap();
+    assert_eq!(b.get::<u32>("price").await.unwrap(), Some(10));
+    assert_eq!(b.get::<u32>("price").await.unwrap(), Some(10));
+    assert_eq!(b.stats().l1_hits, 1);
+
+    a.set("price", &12).await.unwrap();
+    eventually(async || b.get::<u32>("price").await.unwrap() == Some(12)).await;
+
+    a.delete("price").await.unwrap();
+    eventually(async || b.get::<u32>("price").await.unwrap().is_none()).await;
+
+    b.set("x", &1).await.unwrap();
+    a.get::<u32>("x").await.unwrap();
+    b.clear().await.unwrap();
+    eventually(async || a.get::<u32>("x").await.unwrap().is_none()).await;
+
+    // Each instance ignored its own messages and applied the other's: b got a's set, set, delete;
+    // a got b's set and clear.
+    eventually(async || a.stats().bus_messages == 2 && b.stats().bus_messages == 3).await;
+}
+
+#[tokio::test]
+async fn missed_bus_messages_clear_l1() {
+    let l2 = MemoryStore::new();
+    let l1_b = MemoryStore::new();
+    let bus = InProcessBus::new(1);
+    let a = TieredCache::builder(MemoryStore::new(), l2.clone())
+        .bus(bus.clone())
+        .build();
+    let b = TieredCache::builder(l1_b.clone(), l2.clone())
+        .bus(bus.clone())
+        .build();
+    let listener = b.listen().await.unwrap();
+    b.set("kept", &1).await.unwrap();
+    assert!(!l1_b.is_empty());
+    // Three messages into a buffer of one, before b's listener runs: b misses some.
+    for i in 0..3 {
+        a.set(&format!("other{i}"), &i).await.unwrap();
+    }
+    let run = tokio::spawn(listener.run());
+    eventually(async || b.stats().bus_resyncs == 1).await;
+    assert!(l1_b.get("kept").unwrap().is_none());
+    drop((a, b, bus));
+    run.await.unwrap();
+}
+
+#[tokio::test]
+async fn fail_safe_serves_stale_l1_while_l2_is_down_and_the_breaker_stops_calls() {
+    let (l1, clock) = manual_store();
+    let l2 = FlakyStore::over(MemoryStore::builder().clock(clock.clone()).build());
+    let cache = TieredCache::builder(l1, l2.clone())
+        .l1_ttl(Duration::from_secs(1))
+        .fail_safe_grace(Duration::from_secs(60))
+        .circuit_breaker(3, Duration::from_secs(5))
+        .clock(clock.clone())
+        .build();
+    cache.set("k", &"v1").await.unwrap();
+    clock.advance(Duration::from_secs(2)); // the L1 copy is stale now
+
+    l2.down.store(true, Ordering::SeqCst);
+    assert_eq!(cache.get::<String>("k").await.unwrap().unwrap(), "v1");
+    let loaded: String = cache
+        .get_or_insert_with("k", None, || async { Ok::<_, std::io::Error>("db".into()) })
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded, "v1",
+        "the stale copy is served before running the loader"
+    );
+    // A key that was never cached: the loader still answers.
+    let fresh: String = cache
+        .get_or_insert_with("new", None, || async {
+            Ok::<_, std::io::Error>("db".into())
+        })
+        .await
+        .unwrap();
+    assert_eq!(fresh, "db");
+    assert_eq!(cache.stats().fail_safe_activations, 3);
+    assert!(cache.is_l2_circuit_open());
+
+    // Writes report the failure; with the circuit open, L2 is not even called.
+    let calls = l2.calls.load(Ordering::SeqCst);
+    let err = cache.set("k", &"v2").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection);
+    assert_eq!(cache.get::<String>("k").await.unwrap().unwrap(), "v1");
+    assert_eq!(l2.calls.load(Ordering::SeqCst), calls);
+    assert!(cache.stats().l2_rejected >= 2);
+    // Nothing cached and L2 down: a plain read fails.
+    assert_eq!(
+        cache.get::<String>("never").await.unwrap_err().kind(),
+        ErrorKind::Connection
+    );
+
+    // L2 comes back: after the open period one probe closes the circuit.
+    l2.down.store(false, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(5));
+    cache.set("k", &"v2").await.unwrap();
+    assert!(!cache.is_l2_circuit_open());
+    assert_eq!(cache.get::<String>("k").await.unwrap().unwrap(), "v2");
+
+    // Past the grace period a stale copy is gone for good.
+    l2.down.store(true, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(62));
+    assert!(cache.get::<String>("k").await.is_err());
+}
+
+#[tokio::test]
+async fn a_hanging_l2_times_out_and_the_l1_copy_is_served() {
+    let (l1, clock) = manual_store();
+    let l2 = FlakyStore::over(MemoryStore::new());
+    let cache = TieredCache::builder(l1, l2.clone())
+        .l1_ttl(Duration::from_secs(1))
+        .fail_safe_grace(Duration::from_secs(60))
+        .l2_timeout(Duration::from_millis(30))
+        .sleeper(tokio::time::sleep)
+        .clock(clock.clone())
+        .build();
+    cache.set("k", &1).await.unwrap();
+    clock.advance(Duration::from_secs(2));
+    l2.hang.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(1));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let err = cache.set("k", &2).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    let stats = cache.stats();
+    assert_eq!((stats.l2_errors, stats.fail_safe_activations), (2, 1));
+
+    let no_sleeper = TieredCache::builder(MemoryStore::new(), MemoryStore::new())
+        .l2_timeout(Duration::from_millis(30))
+        .try_build()
+        .unwrap_err();
+    assert_eq!(no_sleeper.kind(), ErrorKind::Config);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memoization
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memoized_calls_run_once_per_arguments() {
+    let (store, clock) = manual_store();
+    let cache = Cache::builder(store).namespace("memo").build();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let square = Arc::new(Memoized::new(
+        cache,
+        "square",
+        Some(Duration::from_secs(10)),
+        move |n: u64| {
+            let runs = counted.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok::<_, std::io::Error>(n * n)
+            }
+        },
+    ));
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let square = square.clone();
+            tokio::spawn(async move { square.call(&9).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 81);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(square.call(&3).await.unwrap(), 9);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert_eq!(square.key(&3).unwrap(), "square:3");
+
+    assert!(square.invalidate(&9).await.unwrap());
+    square.call(&9).await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+    clock.advance(Duration::from_secs(10));
+    square.call(&9).await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn memoized_long_arguments_are_hashed() {
+    let cache = Cache::builder(MemoryStore::new()).build();
+    let len = Memoized::new(cache, "len", None, |s: String| async move {
+        Ok::<_, std::io::Error>(s.len())
+    });
+    let long = "x".repeat(2_000);
+    let key = len.key(&long).unwrap();
+    assert!(
+        key.starts_with("len:#") && key.len() == "len:#".len() + 32,
+        "{key}"
+    );
+    assert_eq!(len.call(&long).await.unwrap(), 2_000);
+    assert_eq!(len.call(&long).await.unwrap(), 2_000);
+}
