@@ -13,7 +13,7 @@ pub struct MemoryConfig {
     /// Most bytes held at once, counting keys plus values. Default: 64 MiB.
     pub max_bytes: usize,
     /// Key and value limits. Default: [`Limits::default`] (1 KiB keys); the effective value limit is
-    /// also capped by one shard's share of `max_bytes`.
+    /// also capped by one shard's share of `max_bytes`, minus room for a key of `max_key_len`.
     pub limits: Limits,
     /// Where time comes from. Default: [`SystemClock`]; tests use [`ManualClock`](cache_core::ManualClock).
     pub clock: Arc<dyn Clock>,

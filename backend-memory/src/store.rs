@@ -172,8 +172,12 @@ impl MemoryStore {
                 })
             })
             .collect();
+        // An entry (key plus value) must fit in one shard. Advertise a value limit that leaves room for
+        // a key of `max_key_len`, so that every value within `max_value_len` is accepted (reserving at
+        // most half the shard, for tiny stores).
         let mut limits = config.limits;
-        limits.max_value_len = limits.max_value_len.min(shard_max_bytes);
+        let key_room = limits.max_key_len.min(shard_max_bytes / 2);
+        limits.max_value_len = limits.max_value_len.min(shard_max_bytes - key_room);
         Ok(MemoryStore {
             inner: Arc::new(Inner {
                 shards,
@@ -652,6 +656,25 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_value_of_max_value_len_fits_with_a_key_of_max_key_len() {
+        let store = MemoryStore::builder()
+            .max_entries(100)
+            .max_bytes(64 * 1024)
+            .shards(2)
+            .build();
+        let limits = CacheStore::limits(&store);
+        assert!(limits.max_value_len < 32 * 1024);
+        let key = "k".repeat(limits.max_key_len);
+        store
+            .set(&key, vec![1u8; limits.max_value_len], SetOptions::new())
+            .expect("a value of max_value_len under a key of max_key_len must be accepted");
+        let err = store
+            .set(&key, vec![1u8; limits.max_value_len + 1], SetOptions::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueTooLarge);
     }
 
     #[test]

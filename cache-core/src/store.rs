@@ -199,7 +199,8 @@ pub trait CacheStore: Send + Sync + Debug {
     /// Behavior:
     /// - a missing or expired key is [`KeyTtl::Missing`];
     /// - a key set without TTL is [`KeyTtl::Persistent`];
-    /// - a key set with TTL `t` is `ExpiresIn(d)` with `0 < d <= t`.
+    /// - a key set with TTL `t` is `ExpiresIn(d)` with `0 < d <= t`, where `t` is rounded up to whole
+    ///   milliseconds as every TTL is (so `ExpiresIn(151ms)` right after a `150.5ms` TTL).
     async fn ttl(&self, key: &str) -> Result<KeyTtl>;
 
     /// Sets a key's TTL. Returns `false` if the key is missing.

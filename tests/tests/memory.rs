@@ -27,7 +27,10 @@ async fn memory() -> MemoryFixture {
     let clock = ManualClock::new();
     let store = MemoryStore::builder()
         .max_entries(100_000)
-        .max_bytes(256 << 20)
+        // 8 MiB per shard: the value limit derives from the shard size and is small enough for the
+        // suite's value-limit cases to run.
+        .max_bytes(32 << 20)
+        .shards(4)
         .clock(clock.clone())
         .build();
     MemoryFixture { store, clock }

@@ -1,0 +1,451 @@
+//! The typed facade, `cache_core::Cache`, over the store under test.
+
+use std::collections::{BTreeMap, HashSet};
+use std::error::Error as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cache_core::{Cache, CacheStats, ErrorKind, KeyTtl};
+use futures::FutureExt;
+use futures::channel::oneshot;
+
+use super::{PAST_SHORT_TTL, SHORT_TTL, assert_value, keys_in_ns, put, read, yield_now};
+use crate::{Ctx, run_concurrently};
+
+/// How many concurrent callers the single-flight cases use.
+const CALLERS: usize = 20;
+/// Most yields to wait for the callers to line up before releasing the loader anyway.
+const WAIT_CAP: usize = 2_000_000;
+
+fn cache(ctx: &Ctx, namespace: &str) -> Cache {
+    Cache::builder(ctx.store().clone())
+        .namespace(ctx.key(namespace))
+        .build()
+}
+
+/// `(hits, misses, sets, deletes, loader_runs, errors)`.
+fn counts(stats: CacheStats) -> (u64, u64, u64, u64, u64, u64) {
+    (
+        stats.hits,
+        stats.misses,
+        stats.sets,
+        stats.deletes,
+        stats.loader_runs,
+        stats.errors,
+    )
+}
+
+/// Yields until every caller has missed (so all of them are joining the flight), then opens the gate.
+async fn release_when_all_missed(cache: &Cache, gate: oneshot::Sender<()>) {
+    for _ in 0..WAIT_CAP {
+        if cache.stats().misses >= CALLERS as u64 {
+            break;
+        }
+        yield_now().await;
+    }
+    // Give the last caller a moment to get from its miss to the flight.
+    for _ in 0..100 {
+        yield_now().await;
+    }
+    let _ = gate.send(());
+}
+
+/// Cache: caches with different namespaces on one store never see (or clear) each other's entries.
+pub async fn namespaces_are_isolated(ctx: &Ctx) {
+    let users = cache(ctx, "users");
+    let orders = cache(ctx, "orders");
+    let user = cache(ctx, "user"); // a string prefix of "users", but a different namespace
+    assert!(
+        users.prefix().starts_with(ctx.ns()),
+        "the cache prefix {:?} is not under the case namespace",
+        users.prefix()
+    );
+    users.set("1", "ada").await.unwrap();
+    orders.set("1", &42u32).await.unwrap();
+    user.set("1", &true).await.unwrap();
+    assert_eq!(
+        users.get::<String>("1").await.unwrap().as_deref(),
+        Some("ada")
+    );
+    assert_eq!(orders.get::<u32>("1").await.unwrap(), Some(42));
+    assert_eq!(user.get::<bool>("1").await.unwrap(), Some(true));
+    assert_eq!(users.get::<String>("2").await.unwrap(), None);
+    let stored = keys_in_ns(ctx).await;
+    let expected: HashSet<String> = ["users:1", "orders:1", "user:1"]
+        .iter()
+        .map(|k| ctx.key(k))
+        .collect();
+    assert_eq!(stored, expected, "the caches wrote unexpected store keys");
+
+    assert_eq!(users.clear().await.unwrap(), 1, "users.clear() count");
+    assert_eq!(users.get::<String>("1").await.unwrap(), None);
+    assert_eq!(
+        orders.get::<u32>("1").await.unwrap(),
+        Some(42),
+        "clearing one namespace removed another's entry"
+    );
+    assert_eq!(
+        user.get::<bool>("1").await.unwrap(),
+        Some(true),
+        "clearing namespace \"users\" removed an entry of namespace \"user\""
+    );
+    assert!(!orders.delete("missing").await.unwrap());
+    assert!(orders.delete("1").await.unwrap());
+    assert_eq!(user.get::<bool>("1").await.unwrap(), Some(true));
+}
+
+/// Cache: typed values (single and batched) round-trip through the codec and the store.
+pub async fn typed_values_round_trip(ctx: &Ctx) {
+    let cache = cache(ctx, "typed");
+    let record = (
+        String::from("Ada"),
+        -1815_i64,
+        vec![1u8, 2, 3],
+        None::<String>,
+    );
+    cache.set("record", &record).await.unwrap();
+    assert_eq!(
+        cache
+            .get::<(String, i64, Vec<u8>, Option<String>)>("record")
+            .await
+            .unwrap(),
+        Some(record)
+    );
+    let map: BTreeMap<String, f64> = [("pi".into(), 3.5), ("e".into(), -2.25)].into();
+    cache.set("map", &map).await.unwrap();
+    assert_eq!(
+        cache.get::<BTreeMap<String, f64>>("map").await.unwrap(),
+        Some(map)
+    );
+
+    cache
+        .set_many(&[("a", 1u32), ("b", 2), ("a", 3)])
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get_many::<u32>(&["b", "missing", "a"]).await.unwrap(),
+        vec![Some(2), None, Some(3)],
+        "typed get_many must keep order and let the later duplicate win"
+    );
+    assert_eq!(cache.incr_by("hits", 5, None).await.unwrap(), 5);
+    assert_eq!(
+        cache.get::<i64>("hits").await.unwrap(),
+        Some(5),
+        "a decimal counter must decode as a JSON number"
+    );
+}
+
+/// Cache: writes without an explicit TTL get the builder's default TTL; `set_with_ttl(None)` never expires.
+pub async fn default_ttl_applies(ctx: &Ctx) {
+    let cache = Cache::builder(ctx.store().clone())
+        .namespace(ctx.key("ttl"))
+        .default_ttl(SHORT_TTL)
+        .build();
+    cache.set("short", &1u8).await.unwrap();
+    cache.set_with_ttl("forever", &2u8, None).await.unwrap();
+    let loaded: u8 = cache
+        .get_or_insert_with("loaded", None, || async { Ok::<_, String>(3) })
+        .await
+        .unwrap();
+    assert_eq!(loaded, 3);
+    let full = |k: &str| format!("{}{k}", cache.prefix());
+    for key in ["short", "loaded"] {
+        assert!(
+            matches!(ctx.store().ttl(&full(key)).await.unwrap(), KeyTtl::ExpiresIn(d) if d <= SHORT_TTL),
+            "{key:?} did not get the default TTL"
+        );
+    }
+    assert_eq!(
+        ctx.store().ttl(&full("forever")).await.unwrap(),
+        KeyTtl::Persistent
+    );
+    ctx.advance(PAST_SHORT_TTL).await;
+    assert_eq!(cache.get::<u8>("short").await.unwrap(), None);
+    assert_eq!(cache.get::<u8>("loaded").await.unwrap(), None);
+    assert_eq!(cache.get::<u8>("forever").await.unwrap(), Some(2));
+}
+
+/// Cache: bytes that do not decode are a Codec error naming the key and the Rust type; the entry is untouched.
+pub async fn codec_error_names_key_and_type_and_keeps_entry(ctx: &Ctx) {
+    type Profile = BTreeMap<String, u64>;
+    let cache = cache(ctx, "codec");
+    let full = format!("{}profile", cache.prefix());
+    put(ctx, &full, b"{not json").await;
+
+    let err = cache.get::<Profile>("profile").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Codec, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("profile"),
+        "the codec error must name the key: {text}"
+    );
+    assert!(
+        text.contains(std::any::type_name::<Profile>()),
+        "the codec error must name the type {}: {text}",
+        std::any::type_name::<Profile>()
+    );
+    assert!(
+        err.source().is_some(),
+        "the codec error should keep its cause"
+    );
+
+    let runs = AtomicUsize::new(0);
+    let err = cache
+        .get_or_insert_with("profile", None, || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, String>(Profile::new())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Codec, "{err}");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        0,
+        "an undecodable hit must not run the loader"
+    );
+    assert_value(
+        read(ctx, &full).await,
+        Some(b"{not json"),
+        "a decode failure changed the stored bytes",
+    );
+
+    // A well-formed value of the wrong type fails the same way and stays readable as its real type.
+    cache.set("count", "seven").await.unwrap();
+    let err = cache.get::<u64>("count").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Codec);
+    assert!(err.to_string().contains("u64"), "{err}");
+    assert_eq!(
+        cache.get::<String>("count").await.unwrap().as_deref(),
+        Some("seven")
+    );
+}
+
+/// Cache::get_or_insert_with: a hit returns the cached value without running the loader; a miss runs
+/// it once, stores the value with the given TTL and returns it.
+pub async fn get_or_insert_with_returns_cached_value(ctx: &Ctx) {
+    let cache = cache(ctx, "goiw");
+    let runs = AtomicUsize::new(0);
+    let loader = |v: u32| {
+        let runs = &runs;
+        move || async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, String>(v)
+        }
+    };
+    cache.set("present", &5u32).await.unwrap();
+    assert_eq!(
+        cache
+            .get_or_insert_with("present", None, loader(6))
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "a hit ran the loader");
+
+    let got: u32 = cache
+        .get_or_insert_with("absent", Some(SHORT_TTL), loader(7))
+        .await
+        .unwrap();
+    assert_eq!(got, 7);
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "a miss must run the loader");
+    let full = format!("{}absent", cache.prefix());
+    assert_value(
+        read(ctx, &full).await,
+        Some(b"7"),
+        "the loaded value was not stored",
+    );
+    assert!(
+        matches!(ctx.store().ttl(&full).await.unwrap(), KeyTtl::ExpiresIn(d) if d <= SHORT_TTL),
+        "the loaded value did not get the given TTL"
+    );
+    let again: u32 = cache
+        .get_or_insert_with("absent", None, loader(8))
+        .await
+        .unwrap();
+    assert_eq!(again, 7, "a second call must return the cached value");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+/// Cache::get_or_insert_with: concurrent misses on one key run the loader once, and every caller gets its value.
+pub async fn get_or_insert_with_runs_loader_once_for_concurrent_callers(ctx: &Ctx) {
+    let cache = cache(ctx, "single-flight");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (fire, gate) = oneshot::channel::<()>();
+    let gate = gate.shared();
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            let (cache, runs, gate) = (cache.clone(), runs.clone(), gate.clone());
+            async move {
+                cache
+                    .get_or_insert_with("answer", None, move || async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        let _ = gate.await;
+                        Ok::<_, String>(format!("loaded-by-{i}"))
+                    })
+                    .await
+            }
+        })
+        .collect();
+    let (results, ()) = futures::join!(
+        run_concurrently(callers),
+        release_when_all_missed(&cache, fire)
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "{CALLERS} concurrent callers must run the loader exactly once"
+    );
+    let values: Vec<String> = results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| panic!("a caller failed: {e}")))
+        .collect();
+    assert!(
+        values.iter().all(|v| *v == values[0]) && values[0].starts_with("loaded-by-"),
+        "every caller must get the one loaded value: {values:?}"
+    );
+    let stats = cache.stats();
+    assert_eq!(stats.loader_runs, 1, "stats.loader_runs");
+    assert_eq!(stats.misses, CALLERS as u64, "every caller missed once");
+    assert_eq!(stats.errors, 0);
+    assert_eq!(
+        cache.get::<String>("answer").await.unwrap().as_ref(),
+        Some(&values[0]),
+        "the loaded value must be cached"
+    );
+}
+
+/// Cache::get_or_insert_with: a failing loader's error (ErrorKind::Loader) reaches every waiter and nothing is cached.
+pub async fn failing_loader_reaches_every_waiter_and_caches_nothing(ctx: &Ctx) {
+    let cache = cache(ctx, "failing");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (fire, gate) = oneshot::channel::<()>();
+    let gate = gate.shared();
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let (cache, runs, gate) = (cache.clone(), runs.clone(), gate.clone());
+            async move {
+                cache
+                    .get_or_insert_with("flaky", None, move || async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        let _ = gate.await;
+                        Err::<u32, _>("upstream is down".to_string())
+                    })
+                    .await
+            }
+        })
+        .collect();
+    let (results, ()) = futures::join!(
+        run_concurrently(callers),
+        release_when_all_missed(&cache, fire)
+    );
+    for (i, result) in results.into_iter().enumerate() {
+        let err = result.expect_err("a caller got a value from a failing loader");
+        assert_eq!(err.kind(), ErrorKind::Loader, "caller {i}: {err}");
+        assert!(
+            err.to_string().contains("flaky"),
+            "caller {i}: the error must name the key: {err}"
+        );
+        let source = err.source().map(ToString::to_string).unwrap_or_default();
+        assert!(
+            source.contains("upstream is down"),
+            "caller {i}: the loader's own error must be the source, got {source:?}"
+        );
+    }
+    let ran = runs.load(Ordering::SeqCst);
+    assert!(ran >= 1, "the loader never ran");
+    let stats = cache.stats();
+    assert_eq!(stats.loader_runs, ran as u64, "stats.loader_runs");
+    assert_eq!(
+        stats.errors, CALLERS as u64,
+        "every failed call counts as an error"
+    );
+    assert_eq!(stats.sets, 0, "a failed load must not count a set");
+    assert_eq!(
+        read(ctx, &format!("{}flaky", cache.prefix())).await,
+        None,
+        "a failed load must cache nothing"
+    );
+    // The failure is not cached either: the next call runs its loader.
+    let v: u32 = cache
+        .get_or_insert_with("flaky", None, || async { Ok::<_, String>(9) })
+        .await
+        .unwrap();
+    assert_eq!(v, 9);
+    assert_eq!(cache.stats().loader_runs, ran as u64 + 1);
+}
+
+/// Cache stats: hits, misses, sets, deletes, loader_runs and errors move as documented.
+pub async fn stats_count_as_documented(ctx: &Ctx) {
+    let cache = cache(ctx, "stats");
+    assert_eq!(counts(cache.stats()), (0, 0, 0, 0, 0, 0), "a new cache");
+    assert_eq!(cache.get::<u32>("a").await.unwrap(), None);
+    assert_eq!(counts(cache.stats()), (0, 1, 0, 0, 0, 0), "after a miss");
+    cache.set("a", &1u32).await.unwrap();
+    assert_eq!(counts(cache.stats()), (0, 1, 1, 0, 0, 0), "after a set");
+    assert_eq!(cache.get::<u32>("a").await.unwrap(), Some(1));
+    assert_eq!(counts(cache.stats()), (1, 1, 1, 0, 0, 0), "after a hit");
+    cache.get_many::<u32>(&["a", "x", "a", "y"]).await.unwrap();
+    assert_eq!(
+        counts(cache.stats()),
+        (3, 3, 1, 0, 0, 0),
+        "after get_many (2 hits, 2 misses)"
+    );
+    cache.set_many(&[("b", 2u32), ("c", 3)]).await.unwrap();
+    assert_eq!(
+        counts(cache.stats()),
+        (3, 3, 3, 0, 0, 0),
+        "after set_many of 2"
+    );
+    assert!(cache.delete("b").await.unwrap());
+    assert!(!cache.delete("b").await.unwrap());
+    assert_eq!(
+        counts(cache.stats()),
+        (3, 3, 3, 1, 0, 0),
+        "deletes count only existing keys"
+    );
+    let v: u32 = cache
+        .get_or_insert_with("d", None, || async { Ok::<_, String>(4) })
+        .await
+        .unwrap();
+    assert_eq!(v, 4);
+    assert_eq!(
+        counts(cache.stats()),
+        (3, 4, 4, 1, 1, 0),
+        "after a loading miss"
+    );
+    let v: u32 = cache
+        .get_or_insert_with("d", None, || async { Ok::<_, String>(5) })
+        .await
+        .unwrap();
+    assert_eq!(v, 4);
+    assert_eq!(
+        counts(cache.stats()),
+        (4, 4, 4, 1, 1, 0),
+        "after a cached get_or_insert_with"
+    );
+    cache.set("s", "text").await.unwrap();
+    cache.get::<u32>("s").await.unwrap_err();
+    assert_eq!(
+        counts(cache.stats()),
+        (5, 4, 5, 1, 1, 1),
+        "an undecodable read is a hit and an error"
+    );
+    cache
+        .get_or_insert_with("e", None, || async { Err::<u32, _>("no".to_string()) })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        counts(cache.stats()),
+        (5, 5, 5, 1, 2, 2),
+        "after a failed load"
+    );
+    // a, c, d, s remain.
+    assert_eq!(cache.clear().await.unwrap(), 4);
+    assert_eq!(
+        counts(cache.stats()),
+        (5, 5, 5, 5, 2, 2),
+        "clear counts its deletes"
+    );
+    let ratio = cache.stats().hit_ratio();
+    assert!((ratio - 0.5).abs() < 1e-9, "hit_ratio = {ratio}");
+}
