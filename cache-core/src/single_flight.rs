@@ -71,10 +71,10 @@ impl<T: Clone> SingleFlight<T> {
 }
 
 impl<T> Leader<'_, T> {
-    /// Publishes the result to every waiter and ends the flight.
+    /// Publishes the result to the waiters and ends the flight (see `Drop` for the order).
     pub(crate) fn finish(mut self, result: T) {
-        if let Some(mut guard) = self.guard.take() {
-            *guard = Some(result);
+        if let Some(guard) = self.guard.as_mut() {
+            **guard = Some(result);
         }
     }
 }
