@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+mod bus;
+pub use bus::RedisBus;
 mod config;
 mod conn;
 mod error;

@@ -629,3 +629,10 @@ pub(crate) async fn sentinel() -> RedisFixture {
     static ENV: OnceLock<Env> = OnceLock::new();
     fixture(&shared(&ENV, start_sentinel).config).await
 }
+
+impl RedisFixture {
+    /// The `RedisStore` itself, for tests that need its config (e.g. to connect a `RedisBus`).
+    pub(crate) fn redis_store(&self) -> &RedisStore {
+        &self.store
+    }
+}

@@ -1,0 +1,428 @@
+//! An HTTP service that uses the cache patterns a real service needs:
+//!
+//! - `GET /products/{id}`: cache-aside product lookup through a [`TieredCache`] (local L1 in front of
+//!   a shared L2), loading from the "database" on a miss;
+//! - every route is rate limited per client (`x-client-id` header) and answers `429 Too Many
+//!   Requests` with `Retry-After`;
+//! - `POST /products/{id}/stock` with `{"delta": -1}`: a stock update under a distributed lock, whose
+//!   fencing token the database checks;
+//! - `GET /stats`: the tiered cache's counters.
+//!
+//! It runs on the memory backend by default, and on Redis (L2, invalidation bus, locks and rate
+//! limits) when `REDIS_URL` is set:
+//!
+//! ```sh
+//! cargo run -p examples --example web_service                       # memory
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run -p examples --example web_service
+//! curl -H 'x-client-id: me' 127.0.0.1:3000/products/1
+//! curl -X POST -H 'content-type: application/json' -d '{"delta":-1}' 127.0.0.1:3000/products/1/stock
+//! curl 127.0.0.1:3000/stats
+//! ```
+//!
+//! Cargo.toml lines it needs: `cache-core`, `backend-memory`, `backend-redis`, `axum = "0.8"`,
+//! `serde`, `serde_json`, `tokio` (`rt-multi-thread`, `macros`, `net`, `time`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use backend_memory::MemoryStore;
+use cache_core::{
+    CacheStore, Error, InProcessBus, InvalidationBus, LockManager, RateLimitAlgorithm, RateLimiter,
+    TieredCache,
+};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+/// A product as the database and the cache hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    /// Its id.
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+    /// Units in stock.
+    pub stock: i64,
+}
+
+/// The slow, authoritative store the cache protects. It remembers the largest fencing token that
+/// wrote each product and rejects writes with a smaller one (a holder whose lock lease expired).
+#[derive(Debug, Default)]
+pub struct Database {
+    rows: Mutex<HashMap<u64, (Product, u64)>>,
+    /// How many reads reached the database.
+    pub reads: std::sync::atomic::AtomicU64,
+}
+
+impl Database {
+    /// A database with a few products.
+    pub fn seeded() -> Self {
+        let db = Database::default();
+        for (id, name, stock) in [(1, "desk lamp", 100), (2, "bookshelf", 5), (3, "rug", 0)] {
+            let product = Product {
+                id,
+                name: name.into(),
+                stock,
+            };
+            db.rows.lock().insert(id, (product, 0));
+        }
+        db
+    }
+
+    async fn read(&self, id: u64) -> Option<Product> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(5)).await; // a real query takes a while
+        self.rows.lock().get(&id).map(|(p, _)| p.clone())
+    }
+
+    fn write(&self, product: Product, fence: u64) -> Result<(), &'static str> {
+        let mut rows = self.rows.lock();
+        let row = rows.get_mut(&product.id).ok_or("no such product")?;
+        if fence < row.1 {
+            return Err("stale fencing token");
+        }
+        *row = (product, fence);
+        Ok(())
+    }
+}
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    products: TieredCache,
+    limiter: RateLimiter,
+    locks: LockManager,
+    db: Arc<Database>,
+}
+
+/// What the service is built from.
+pub struct Settings {
+    /// The shared store: L2 of the product cache, and home of locks and rate limits.
+    pub shared: Arc<dyn CacheStore>,
+    /// The bus that keeps instances' L1s coherent.
+    pub bus: Arc<dyn InvalidationBus>,
+    /// Requests per client per `rate_period`.
+    pub rate_limit: u64,
+    /// The rate limit's period.
+    pub rate_period: Duration,
+    /// The database.
+    pub db: Arc<Database>,
+}
+
+impl Settings {
+    /// One instance on memory: an in-process L2 and bus.
+    pub fn memory() -> Self {
+        Settings {
+            shared: Arc::new(MemoryStore::new()),
+            bus: Arc::new(InProcessBus::default()),
+            rate_limit: 20,
+            rate_period: Duration::from_secs(1),
+            db: Arc::new(Database::seeded()),
+        }
+    }
+}
+
+/// Builds the service and starts applying invalidations from other instances.
+pub async fn app(settings: Settings) -> Result<Router, Error> {
+    let products = TieredCache::builder(MemoryStore::new(), settings.shared.clone())
+        .namespace("products")
+        .l1_ttl(Duration::from_secs(30))
+        .default_ttl(Duration::from_secs(300))
+        .fail_safe_grace(Duration::from_secs(600))
+        .l2_timeout(Duration::from_millis(250))
+        .sleeper(tokio::time::sleep)
+        .shared_bus(settings.bus)
+        .build();
+    tokio::spawn(products.listen().await?.run());
+    let state = AppState {
+        products,
+        limiter: RateLimiter::builder(settings.shared.clone())
+            .namespace("rl:web")
+            .limit(settings.rate_limit)
+            .period(settings.rate_period)
+            .algorithm(RateLimitAlgorithm::Gcra)
+            .build(),
+        locks: LockManager::builder(settings.shared)
+            .lease(Duration::from_secs(5))
+            .sleeper(tokio::time::sleep)
+            .build(),
+        db: settings.db,
+    };
+    Ok(Router::new()
+        .route("/products/{id}", get(get_product))
+        .route("/products/{id}/stock", post(update_stock))
+        .route("/stats", get(stats))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .with_state(state))
+}
+
+/// An error answer: a status and a JSON message.
+struct AppError(StatusCode, String);
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        AppError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let client = request
+        .headers()
+        .get("x-client-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("anonymous")
+        .to_owned();
+    let decision = match state.limiter.check(&client).await {
+        Ok(decision) => decision,
+        // The limiter's store is down: serve rather than lock everyone out.
+        Err(_) => return next.run(request).await,
+    };
+    if !decision.allowed {
+        let seconds = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        let mut response = AppError(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("rate limit of {} exceeded", decision.limit),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return response;
+    }
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(decision.remaining),
+    );
+    response
+}
+
+async fn get_product(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<Json<Product>, AppError> {
+    let db = state.db.clone();
+    // Missing products are cached too (as `null`), so a flood of bad ids does not reach the database.
+    let product: Option<Product> = state
+        .products
+        .get_or_insert_with(&id.to_string(), None, || async move {
+            Ok::<_, Error>(db.read(id).await)
+        })
+        .await?;
+    product
+        .map(Json)
+        .ok_or_else(|| AppError(StatusCode::NOT_FOUND, format!("no product {id}")))
+}
+
+/// The body of a stock update.
+#[derive(Debug, Deserialize)]
+struct StockChange {
+    delta: i64,
+}
+
+async fn update_stock(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+    Json(change): Json<StockChange>,
+) -> Result<Json<Product>, AppError> {
+    let guard = state
+        .locks
+        .acquire(&format!("stock:{id}"), Duration::from_secs(2))
+        .await?
+        .ok_or_else(|| AppError(StatusCode::SERVICE_UNAVAILABLE, "stock is busy".into()))?;
+    let result = async {
+        let mut product = state
+            .db
+            .read(id)
+            .await
+            .ok_or_else(|| AppError(StatusCode::NOT_FOUND, format!("no product {id}")))?;
+        if product.stock + change.delta < 0 {
+            return Err(AppError(
+                StatusCode::CONFLICT,
+                format!("only {} in stock", product.stock),
+            ));
+        }
+        product.stock += change.delta;
+        state
+            .db
+            .write(product.clone(), guard.fencing_token())
+            .map_err(|e| AppError(StatusCode::CONFLICT, e.into()))?;
+        // Write-through: every instance drops its L1 copy and reads the new stock.
+        state
+            .products
+            .set(&id.to_string(), &Some(product.clone()))
+            .await?;
+        Ok(Json(product))
+    }
+    .await;
+    // Released on every path; if this task died instead, the 5 s lease would free the lock.
+    guard.release().await?;
+    result
+}
+
+async fn stats(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "tiered": state.products.stats(),
+        "db_reads": state.db.reads.load(std::sync::atomic::Ordering::Relaxed),
+    }))
+}
+
+/// Memory by default; Redis for the shared store and the bus when `REDIS_URL` is set.
+async fn settings_from_env() -> Result<Settings, Error> {
+    let mut settings = Settings::memory();
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        let config = backend_redis::RedisConfig::from_url(&url)?;
+        settings.shared = Arc::new(backend_redis::RedisStore::connect(config.clone()).await?);
+        settings.bus = Arc::new(backend_redis::RedisBus::connect(&config, "web_service").await?);
+        println!(
+            "using Redis at {}",
+            url.split('@').next_back().unwrap_or(&url)
+        );
+    }
+    Ok(settings)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app(settings_from_env().await?).await?).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Reply {
+        status: u16,
+        headers: String,
+        body: serde_json::Value,
+    }
+
+    /// One HTTP/1.1 request over a fresh connection, with nothing but tokio.
+    async fn request(
+        addr: std::net::SocketAddr,
+        method: &str,
+        path: &str,
+        client: &str,
+        body: &str,
+    ) -> Reply {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nx-client-id: {client}\r\nconnection: close\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await.unwrap();
+        let (headers, body) = raw.split_once("\r\n\r\n").unwrap();
+        Reply {
+            status: headers[9..12].parse().unwrap(),
+            headers: headers.to_ascii_lowercase(),
+            body: serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    async fn serve(settings: Settings) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = app(settings).await.unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_service_answers_over_http() {
+        let settings = Settings {
+            rate_limit: 5,
+            rate_period: Duration::from_secs(60),
+            ..Settings::memory()
+        };
+        let db = settings.db.clone();
+        let addr = serve(settings).await;
+
+        // Cache-aside: the database is read once, then L1 answers.
+        let first = request(addr, "GET", "/products/1", "a", "").await;
+        assert_eq!(first.status, 200);
+        assert_eq!(first.body["name"], "desk lamp");
+        assert!(first.headers.contains("x-ratelimit-remaining: 4"));
+        assert_eq!(
+            request(addr, "GET", "/products/1", "a", "").await.body["stock"],
+            100
+        );
+        assert_eq!(
+            request(addr, "GET", "/products/9", "b", "").await.status,
+            404
+        );
+        let stats = request(addr, "GET", "/stats", "b", "").await.body;
+        assert_eq!(stats["tiered"]["loader_runs"], 2);
+        assert_eq!(stats["tiered"]["l1_hits"], 1);
+        assert_eq!(db.reads.load(std::sync::atomic::Ordering::Relaxed), 2);
+
+        // Stock updates under the lock: 20 concurrent decrements, none lost.
+        let updates: Vec<_> = (0..20)
+            .map(|i| {
+                tokio::spawn(async move {
+                    request(
+                        addr,
+                        "POST",
+                        "/products/1/stock",
+                        &format!("buyer{i}"),
+                        r#"{"delta":-1}"#,
+                    )
+                    .await
+                    .status
+                })
+            })
+            .collect();
+        for update in updates {
+            assert_eq!(update.await.unwrap(), 200);
+        }
+        // The cache was written through: the next read sees the new stock without the database.
+        let after = request(addr, "GET", "/products/1", "c", "").await;
+        assert_eq!(after.body["stock"], 80);
+        let oversold = request(addr, "POST", "/products/2/stock", "c", r#"{"delta":-6}"#).await;
+        assert_eq!(oversold.status, 409);
+
+        // The sixth request of a client within the minute is refused with Retry-After.
+        for _ in 0..3 {
+            assert_eq!(
+                request(addr, "GET", "/products/1", "a", "").await.status,
+                200
+            );
+        }
+        let refused = request(addr, "GET", "/products/1", "a", "").await;
+        assert_eq!(refused.status, 429);
+        let retry_after: u64 = refused
+            .headers
+            .lines()
+            .find_map(|l| l.strip_prefix("retry-after: "))
+            .expect("a Retry-After header")
+            .trim()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+        // Other clients are unaffected.
+        assert_eq!(
+            request(addr, "GET", "/products/1", "d", "").await.status,
+            200
+        );
+    }
+}

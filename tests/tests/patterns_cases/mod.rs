@@ -1,0 +1,179 @@
+//! The cache-core patterns against a real Redis: the bodies shared by `patterns_redis.rs`
+//! (standalone) and `patterns_redis_cluster.rs`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use backend_memory::MemoryStore;
+use backend_redis::{RedisBus, RedisStore};
+use bytes::Bytes;
+use cache_core::{
+    CacheStore, LockManager, RateLimitAlgorithm, RateLimiter, SetOptions, TieredCache,
+};
+
+/// 20 tasks × 50 iterations increment a value in Redis inside the lock; an in-process counter of
+/// holders proves no two ever overlap, and fencing tokens grow in holding order.
+pub(crate) async fn lock_holders_never_overlap(store: RedisStore) {
+    let locks = LockManager::builder(store.clone())
+        .lease(Duration::from_secs(30))
+        .backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .sleeper(tokio::time::sleep)
+        .build();
+    let holders = Arc::new(AtomicUsize::new(0));
+    let overlaps = Arc::new(AtomicUsize::new(0));
+    let last_fence = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (locks, store) = (locks.clone(), store.clone());
+            let (holders, overlaps, last_fence) =
+                (holders.clone(), overlaps.clone(), last_fence.clone());
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    let guard = locks
+                        .acquire("counter", Duration::from_secs(60))
+                        .await
+                        .unwrap()
+                        .expect("acquired within the timeout");
+                    if holders.fetch_add(1, Ordering::SeqCst) != 0 {
+                        overlaps.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let previous = last_fence.swap(guard.fencing_token(), Ordering::SeqCst);
+                    assert!(guard.fencing_token() > previous);
+                    let current: u64 = match store.get("shared").await.unwrap() {
+                        Some(b) => std::str::from_utf8(&b).unwrap().parse().unwrap(),
+                        None => 0,
+                    };
+                    store
+                        .set(
+                            "shared",
+                            Bytes::from((current + 1).to_string()),
+                            SetOptions::new(),
+                        )
+                        .await
+                        .unwrap();
+                    holders.fetch_sub(1, Ordering::SeqCst);
+                    assert!(guard.release().await.unwrap());
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two holders overlapped");
+    assert_eq!(
+        store.get("shared").await.unwrap().as_deref(),
+        Some(&b"1000"[..])
+    );
+}
+
+/// An expired lease is taken over; the old owner's release and extend change nothing.
+pub(crate) async fn expired_lease_is_taken_over(store: RedisStore) {
+    let locks = LockManager::builder(store.clone())
+        .lease(Duration::from_millis(200))
+        .build();
+    let first = locks.try_acquire("job").await.unwrap().unwrap();
+    assert!(locks.try_acquire("job").await.unwrap().is_none());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = locks.try_acquire("job").await.unwrap().expect("taken over");
+    assert!(second.fencing_token() > first.fencing_token());
+    assert!(!first.extend(Duration::from_secs(10)).await.unwrap());
+    assert!(!first.release().await.unwrap());
+    assert!(second.is_held().await.unwrap());
+    assert!(second.extend(Duration::from_secs(10)).await.unwrap());
+    assert!(locks.try_acquire("job").await.unwrap().is_none());
+    assert!(second.release().await.unwrap());
+}
+
+/// 50 concurrent callers, limit 10: exactly 10 admitted, by either algorithm.
+pub(crate) async fn rate_limits_hold_under_concurrency(store: RedisStore) {
+    for algorithm in [RateLimitAlgorithm::FixedWindow, RateLimitAlgorithm::Gcra] {
+        let limiter = RateLimiter::builder(store.clone())
+            .namespace(format!("rl-{algorithm:?}"))
+            .limit(10)
+            .period(Duration::from_secs(60))
+            .algorithm(algorithm)
+            .build();
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let limiter = limiter.clone();
+                tokio::spawn(async move { limiter.check("client").await.unwrap() })
+            })
+            .collect();
+        let mut allowed = 0;
+        for task in tasks {
+            let decision = task.await.unwrap();
+            if decision.allowed {
+                allowed += 1;
+            } else {
+                assert!(decision.retry_after > Duration::ZERO);
+            }
+        }
+        assert_eq!(allowed, 10, "{algorithm:?}");
+    }
+}
+
+async fn instance(store: &RedisStore) -> TieredCache {
+    let config = store.config().clone();
+    let l2 = RedisStore::connect(config.clone()).await.unwrap();
+    let cache = TieredCache::builder(MemoryStore::new(), l2)
+        .namespace("tiered")
+        .l1_ttl(Duration::from_secs(600))
+        .bus(RedisBus::connect(&config, "invalidations").await.unwrap())
+        .build();
+    tokio::spawn(cache.listen().await.unwrap().run());
+    cache
+}
+
+async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what} never happened"
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    started.elapsed()
+}
+
+/// Two instances on one Redis, each with its own connections and bus subscription: a set, delete or
+/// clear on one reaches the other's L1 within milliseconds.
+pub(crate) async fn tiered_instances_stay_coherent(store: RedisStore) {
+    let (a, b) = (instance(&store).await, instance(&store).await);
+    a.set("price", &10).await.unwrap();
+    assert_eq!(b.get::<u32>("price").await.unwrap(), Some(10));
+    assert_eq!(b.get::<u32>("price").await.unwrap(), Some(10));
+    assert_eq!(b.stats().l1_hits, 1, "b serves from its L1");
+
+    let mut worst = Duration::ZERO;
+    for price in 11..=30u32 {
+        a.set("price", &price).await.unwrap();
+        let took = until("b seeing the new price", async || {
+            b.get::<u32>("price").await.unwrap() == Some(price)
+        })
+        .await;
+        worst = worst.max(took);
+    }
+    eprintln!("b saw each of 20 changes within {worst:?} of a's set returning");
+    assert!(worst < Duration::from_millis(500), "{worst:?}");
+
+    a.delete("price").await.unwrap();
+    until("b seeing the delete", async || {
+        b.get::<u32>("price").await.unwrap().is_none()
+    })
+    .await;
+    b.set("x", &1).await.unwrap();
+    assert_eq!(a.get::<u32>("x").await.unwrap(), Some(1));
+    b.clear().await.unwrap();
+    until("a seeing the clear", async || {
+        a.get::<u32>("x").await.unwrap().is_none()
+    })
+    .await;
+    // Own messages are ignored: a heard b's set and clear, b heard a's 21 sets and one delete.
+    until("the message counts", async || {
+        a.stats().bus_messages == 2 && b.stats().bus_messages == 22
+    })
+    .await;
+}

@@ -1,0 +1,163 @@
+//! The cache-core patterns (lock, rate limiter, tiered cache with the Redis invalidation bus) on
+//! Redis standalone, and a fault test: Redis killed under load while tiered reads keep succeeding.
+
+mod patterns_cases;
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use backend_memory::MemoryStore;
+use backend_redis::{RedisConfig, RedisStore};
+use cache_core::TieredCache;
+use support::redis::{Launcher, Server, base_args, free_port, wait_for_ping, with_test_settings};
+
+async fn store() -> RedisStore {
+    support::redis::standalone().await.redis_store().clone()
+}
+
+#[test]
+fn lock_holders_never_overlap() {
+    cache_conformance::block_on(async {
+        patterns_cases::lock_holders_never_overlap(store().await).await
+    })
+}
+
+#[test]
+fn expired_lease_is_taken_over() {
+    cache_conformance::block_on(async {
+        patterns_cases::expired_lease_is_taken_over(store().await).await
+    })
+}
+
+#[test]
+fn rate_limits_hold_under_concurrency() {
+    cache_conformance::block_on(async {
+        patterns_cases::rate_limits_hold_under_concurrency(store().await).await
+    })
+}
+
+#[test]
+fn tiered_instances_stay_coherent() {
+    cache_conformance::block_on(async {
+        patterns_cases::tiered_instances_stay_coherent(store().await).await
+    })
+}
+
+const KEYS: usize = 50;
+const READERS: usize = 8;
+
+#[derive(Default)]
+struct Reads {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+#[test]
+fn tiered_reads_of_cached_keys_survive_killing_redis_under_load() {
+    cache_conformance::block_on(async {
+        let launcher = Launcher::detect();
+        let port = free_port();
+        let mut server = launcher
+            .start(&base_args(port), &[], "Ready to accept connections")
+            .await;
+        wait_for_ping(port).await;
+        let config = RedisConfig::builder()
+            .standalone("127.0.0.1", port)
+            .command_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let l2 = RedisStore::connect(with_test_settings(config))
+            .await
+            .unwrap();
+        // A short L1 TTL, so that most reads during the outage find only a stale copy.
+        let cache = TieredCache::builder(MemoryStore::new(), l2)
+            .l1_ttl(Duration::from_millis(100))
+            .fail_safe_grace(Duration::from_secs(60))
+            .l2_timeout(Duration::from_millis(150))
+            .sleeper(tokio::time::sleep)
+            .circuit_breaker(3, Duration::from_millis(500))
+            .build();
+        for k in 0..KEYS {
+            cache.set(&format!("key{k}"), &k).await.unwrap();
+        }
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let reads = Arc::new(Reads::default());
+        let readers: Vec<_> = (0..READERS)
+            .map(|r| {
+                let (cache, stop, reads) = (cache.clone(), stop.clone(), reads.clone());
+                tokio::spawn(async move {
+                    let mut n = r;
+                    while !stop.load(Ordering::Relaxed) {
+                        n = (n + 7) % KEYS;
+                        match cache.get::<usize>(&format!("key{n}")).await {
+                            Ok(Some(v)) if v == n => reads.ok.fetch_add(1, Ordering::Relaxed),
+                            _ => reads.failed.fetch_add(1, Ordering::Relaxed),
+                        };
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        match &mut server {
+            Server::Container(c) => c.stop_with_timeout(Some(0)).await.expect("stop container"),
+            Server::Process(child) => {
+                child.kill().expect("kill redis-server");
+                child.wait().expect("reap redis-server");
+            }
+        }
+        let ok_before = reads.ok.load(Ordering::Relaxed);
+        let down_at = Instant::now();
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        stop.store(true, Ordering::Relaxed);
+        for reader in readers {
+            reader.await.unwrap();
+        }
+        let ok_while_down = reads.ok.load(Ordering::Relaxed) - ok_before;
+        let stats = cache.stats();
+        eprintln!(
+            "{ok_while_down} reads succeeded in the {:?} Redis was down; stats {stats:?}",
+            down_at.elapsed()
+        );
+        assert_eq!(reads.failed.load(Ordering::Relaxed), 0, "{stats:?}");
+        assert!(ok_while_down > 100, "{ok_while_down} reads while down");
+        assert!(stats.fail_safe_activations > 0, "{stats:?}");
+        assert!(
+            stats.l2_rejected > 0,
+            "the circuit breaker opened: {stats:?}"
+        );
+        // Writes report the failure.
+        assert!(cache.set("key0", &0).await.is_err());
+
+        // Redis comes back (empty): after the open period, writes go through again.
+        match &mut server {
+            Server::Container(c) => c.start().await.expect("restart container"),
+            Server::Process(child) => {
+                *child = std::process::Command::new("redis-server")
+                    .args(base_args(port))
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("respawn redis-server");
+            }
+        }
+        wait_for_ping(port).await;
+        let back_at = Instant::now();
+        while cache.set("key0", &0).await.is_err() {
+            assert!(
+                back_at.elapsed() < Duration::from_secs(10),
+                "never recovered"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(cache.get::<usize>("key0").await.unwrap(), Some(0));
+        assert!(!cache.is_l2_circuit_open());
+        if let Server::Process(child) = &mut server {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    })
+}
