@@ -267,10 +267,6 @@ pub(crate) fn glob_escape(s: &str) -> String {
     out
 }
 
-fn bytes_of(v: Option<Vec<u8>>) -> Option<Bytes> {
-    v.map(Bytes::from)
-}
-
 #[async_trait]
 impl CacheStore for RedisStore {
     fn capabilities(&self) -> Capabilities {
@@ -285,7 +281,7 @@ impl CacheStore for RedisStore {
         self.limits_ref().check_key(key)?;
         let mut cmd = redis::cmd("GET");
         cmd.arg(&*self.full_key(key));
-        Ok(bytes_of(self.query(&cmd, "get", Some(key)).await?))
+        self.query(&cmd, "get", Some(key)).await
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
@@ -299,14 +295,14 @@ impl CacheStore for RedisStore {
         for key in keys {
             cmd.arg(&*self.full_key(key));
         }
-        let values: Vec<Option<Vec<u8>>> = self.query(&cmd, "get_many", None).await?;
+        let values: Vec<Option<Bytes>> = self.query(&cmd, "get_many", None).await?;
         if values.len() != keys.len() {
             return Err(unexpected(
                 "get_many",
                 "MGET returned the wrong number of values",
             ));
         }
-        Ok(values.into_iter().map(bytes_of).collect())
+        Ok(values)
     }
 
     async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool> {

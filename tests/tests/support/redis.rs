@@ -69,7 +69,7 @@ pub(crate) struct Env {
 /// A started server; it is never stopped (see the module docs).
 pub(crate) enum Server {
     /// A testcontainers container.
-    Container(ContainerAsync<GenericImage>),
+    Container(Box<ContainerAsync<GenericImage>>),
     /// A `redis-server` child process.
     Process(Child),
 }
@@ -181,7 +181,7 @@ impl Launcher {
                 let container = request.start().await.unwrap_or_else(|e| {
                     panic!("cannot start a {image} container (is the image built? `cargo xtask conformance --backend redis` builds local/redis:7): {e}")
                 });
-                Server::Container(container)
+                Server::Container(Box::new(container))
             }
             Launcher::Process => {
                 for (path, data) in files {

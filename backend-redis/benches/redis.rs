@@ -1,0 +1,260 @@
+//! `cargo xtask bench redis`: `RedisStore` against raw redis-rs on the same connection type
+//! (`ConnectionManager`), 50 concurrent tasks, and `redis-benchmark -P 16` as the server's ceiling.
+//!
+//! Needs `REDIS_URL` (xtask starts a server and sets it). Prints ops/s and the ratios.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use backend_redis::{RedisConfig, RedisStore};
+use bytes::Bytes;
+use cache_core::{CacheStore, SetOptions};
+use redis::aio::ConnectionManager;
+
+const TASKS: usize = 50;
+const KEYS: usize = 10_000;
+const BATCH: usize = 16;
+const VALUE_LEN: usize = 100;
+const ROUND: Duration = Duration::from_millis(1500);
+const ROUNDS: usize = 3;
+/// A static value, so cloning it costs no shared reference count (fair to the raw client).
+static VALUE: [u8; VALUE_LEN] = [b'v'; VALUE_LEN];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    Get,
+    Set,
+    GetMany,
+    SetMany,
+}
+
+impl Op {
+    fn keys_per_call(self) -> u64 {
+        match self {
+            Op::Get | Op::Set => 1,
+            Op::GetMany | Op::SetMany => BATCH as u64,
+        }
+    }
+}
+
+fn key(i: usize) -> String {
+    format!("bench:{i}")
+}
+
+fn keys_for(seed: &mut u64) -> Vec<String> {
+    (0..BATCH).map(|_| key(next(seed) % KEYS)).collect()
+}
+
+/// A tiny xorshift, so every task picks its own keys without a shared RNG.
+fn next(state: &mut u64) -> usize {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state as usize
+}
+
+async fn store_call(store: &RedisStore, op: Op, seed: &mut u64, value: &Bytes) {
+    match op {
+        Op::Get => {
+            store.get(&key(next(seed) % KEYS)).await.unwrap();
+        }
+        Op::Set => {
+            store
+                .set(&key(next(seed) % KEYS), value.clone(), SetOptions::new())
+                .await
+                .unwrap();
+        }
+        Op::GetMany => {
+            let keys = keys_for(seed);
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            store.get_many(&refs).await.unwrap();
+        }
+        Op::SetMany => {
+            let keys = keys_for(seed);
+            let entries: Vec<(&str, Bytes)> =
+                keys.iter().map(|k| (k.as_str(), value.clone())).collect();
+            store.set_many(&entries, None).await.unwrap();
+        }
+    }
+}
+
+async fn raw_call(conn: &mut ConnectionManager, op: Op, seed: &mut u64, value: &Bytes) {
+    match op {
+        Op::Get => {
+            let _: Option<Bytes> = redis::cmd("GET")
+                .arg(key(next(seed) % KEYS))
+                .query_async(conn)
+                .await
+                .unwrap();
+        }
+        Op::Set => {
+            let _: () = redis::cmd("SET")
+                .arg(key(next(seed) % KEYS))
+                .arg(value.as_ref())
+                .query_async(conn)
+                .await
+                .unwrap();
+        }
+        Op::GetMany => {
+            let _: Vec<Option<Bytes>> = redis::cmd("MGET")
+                .arg(keys_for(seed))
+                .query_async(conn)
+                .await
+                .unwrap();
+        }
+        Op::SetMany => {
+            let mut cmd = redis::cmd("MSET");
+            for k in keys_for(seed) {
+                cmd.arg(k).arg(value.as_ref());
+            }
+            let _: () = cmd.query_async(conn).await.unwrap();
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Client {
+    Store(RedisStore),
+    Raw(ConnectionManager),
+}
+
+/// Calls per second over one round of `TASKS` concurrent tasks.
+async fn round(client: &Client, op: Op) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicU64::new(0));
+    let value = Bytes::from_static(&VALUE);
+    let handles: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let (client, stop, calls, value) =
+                (client.clone(), stop.clone(), calls.clone(), value.clone());
+            tokio::spawn(async move {
+                let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (t as u64 + 1);
+                let mut n = 0;
+                match client {
+                    Client::Store(store) => {
+                        while !stop.load(Ordering::Relaxed) {
+                            store_call(&store, op, &mut seed, &value).await;
+                            n += 1;
+                        }
+                    }
+                    Client::Raw(mut conn) => {
+                        while !stop.load(Ordering::Relaxed) {
+                            raw_call(&mut conn, op, &mut seed, &value).await;
+                            n += 1;
+                        }
+                    }
+                }
+                calls.fetch_add(n, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    tokio::time::sleep(ROUND).await;
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.await.unwrap();
+    }
+    calls.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// `redis-benchmark -P 16` requests per second for GET and SET.
+fn ceiling(host: &str, port: u16) -> Option<(f64, f64)> {
+    let out = Command::new("redis-benchmark")
+        .args(["-h", host, "-p", &port.to_string()])
+        .args(["-c", &TASKS.to_string(), "-n", "2000000", "-P", "16"])
+        .args(["-d", &VALUE_LEN.to_string(), "-r", &KEYS.to_string()])
+        .args(["-t", "get,set", "--csv"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("\"{name}\"")))
+            .and_then(|l| l.split(',').nth(1))
+            .and_then(|v| v.trim_matches('"').parse::<f64>().ok())
+    };
+    Some((rps("GET")?, rps("SET")?))
+}
+
+fn main() {
+    let url = std::env::var("REDIS_URL")
+        .expect("set REDIS_URL (cargo xtask bench redis starts a server and sets it)");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let config = RedisConfig::from_url(&url).unwrap();
+        let store = RedisStore::connect(config.clone()).await.unwrap();
+        let raw = ConnectionManager::new(redis::Client::open(url.as_str()).unwrap())
+            .await
+            .unwrap();
+        // Fill every key so gets hit.
+        let value = Bytes::from_static(&VALUE);
+        for chunk in (0..KEYS).collect::<Vec<_>>().chunks(500) {
+            let keys: Vec<String> = chunk.iter().map(|&i| key(i)).collect();
+            let entries: Vec<(&str, Bytes)> =
+                keys.iter().map(|k| (k.as_str(), value.clone())).collect();
+            store.set_many(&entries, None).await.unwrap();
+        }
+
+        println!(
+            "Redis benchmark: {TASKS} concurrent tasks, {VALUE_LEN}-byte values, {KEYS} keys, \
+             batches of {BATCH}; best of {ROUNDS} rounds of {ROUND:?}, store and raw alternating\n"
+        );
+        let (store_c, raw_c) = (Client::Store(store.clone()), Client::Raw(raw));
+        let mut rows = Vec::new();
+        for op in [Op::Get, Op::Set, Op::GetMany, Op::SetMany] {
+            let (mut best_store, mut best_raw) = (0f64, 0f64);
+            for _ in 0..ROUNDS {
+                best_store = best_store.max(round(&store_c, op).await);
+                best_raw = best_raw.max(round(&raw_c, op).await);
+            }
+            rows.push((op, best_store, best_raw));
+        }
+
+        let host = match &config.mode {
+            backend_redis::RedisMode::Standalone(node) => node.clone(),
+            _ => unreachable!("the bench uses a standalone URL"),
+        };
+        let ceiling = ceiling(&host.host, host.port);
+
+        println!(
+            "| operation | RedisStore ops/s | raw redis-rs ops/s | store/raw | keys/s (store) | store/ceiling |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|");
+        let names = |op: Op| match op {
+            Op::Get => ("get", "GET"),
+            Op::Set => ("set", "SET"),
+            Op::GetMany => ("get_many(16) vs MGET", "MGET"),
+            Op::SetMany => ("set_many(16) vs MSET", "MSET"),
+        };
+        for (op, s, r) in &rows {
+            let keys_per_s = s * op.keys_per_call() as f64;
+            let vs_ceiling = match (ceiling, op) {
+                (Some((get, _)), Op::Get | Op::GetMany) => format!("{:.2}x", keys_per_s / get),
+                (Some((_, set)), Op::Set | Op::SetMany) => format!("{:.2}x", keys_per_s / set),
+                (None, _) => "n/a".to_owned(),
+            };
+            println!(
+                "| {} | {:.0} | {:.0} | {:.3}x | {:.0} | {} |",
+                names(*op).0,
+                s,
+                r,
+                s / r,
+                keys_per_s,
+                vs_ceiling
+            );
+        }
+        match ceiling {
+            Some((get, set)) => println!(
+                "\nceiling: redis-benchmark -c {TASKS} -P 16 -d {VALUE_LEN}: GET {get:.0} req/s, SET {set:.0} req/s"
+            ),
+            None => println!("\nceiling: redis-benchmark not found (apt-get install -y redis-tools)"),
+        }
+        println!("targets: store/raw >= 0.95x in every row; batch keys/s >= 0.9x the ceiling");
+        store.clear("bench:").await.unwrap();
+    });
+}
