@@ -571,7 +571,7 @@ mod tests {
         let long = "k".repeat(2_000);
         assert_eq!(set(&mut c, &long, b"v", 0.0), ERR_KEY_TOO_LONG);
         assert!(
-            c.error_message().contains("max_key_len"),
+            c.error_message().contains("limit of 1024 bytes"),
             "{}",
             c.error_message()
         );
