@@ -2,8 +2,9 @@
 //!
 //! Order of preference (see STYLE.md): `REDIS_URL` (standalone only), then testcontainers when
 //! Docker answers, then `redis-server` processes on free ports. Under `CI=true` a missing Docker is
-//! a failure, never a fallback. The image is `CACHE_TEST_REDIS_IMAGE` (default `redis:7-alpine`);
-//! `cargo xtask` builds `local/redis:7` from the host's `redis-server` where nothing can be pulled.
+//! a failure, never a fallback. The image is `CACHE_TEST_REDIS_IMAGE`; unset, it is `redis:7-alpine`
+//! if that is present locally, else `local/redis:7`, which is built from the host's `redis-server`
+//! (as `cargo xtask` does) when missing, because nothing can be pulled on CI machines.
 //!
 //! Servers live in a static for the whole process, on a runtime of their own, because every test
 //! builds its own runtime. A static is never dropped, so containers are labelled with our pid and
@@ -161,8 +162,7 @@ impl Launcher {
     ) -> Server {
         match self {
             Launcher::Docker => {
-                let image = std::env::var("CACHE_TEST_REDIS_IMAGE")
-                    .unwrap_or_else(|_| "redis:7-alpine".to_owned());
+                let image = image().to_owned();
                 let (name, tag) = match image.rsplit_once(':') {
                     Some((name, tag)) if !tag.contains('/') => (name.to_owned(), tag.to_owned()),
                     _ => (image.clone(), "latest".to_owned()),
@@ -197,6 +197,107 @@ impl Launcher {
             }
         }
     }
+}
+
+/// The public image users get by default.
+const DEFAULT_IMAGE: &str = "redis:7-alpine";
+/// The image built from the host's `redis-server` where nothing can be pulled.
+const LOCAL_IMAGE: &str = "local/redis:7";
+
+fn image_exists(image: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The image to start; see the module docs.
+fn image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        if let Ok(image) = std::env::var("CACHE_TEST_REDIS_IMAGE") {
+            if !image.is_empty() {
+                return image;
+            }
+        }
+        if image_exists(DEFAULT_IMAGE) {
+            return DEFAULT_IMAGE.to_owned();
+        }
+        if image_exists(LOCAL_IMAGE) || build_local_image() {
+            return LOCAL_IMAGE.to_owned();
+        }
+        DEFAULT_IMAGE.to_owned() // testcontainers will try to pull it
+    })
+}
+
+/// Builds `local/redis:7` from the host's `redis-server` and the libraries `ldd` lists (the same
+/// recipe as `cargo xtask`). Returns whether it worked.
+fn build_local_image() -> bool {
+    let Ok(which) = Command::new("which").arg("redis-server").output() else {
+        return false;
+    };
+    let server = String::from_utf8_lossy(&which.stdout).trim().to_owned();
+    if server.is_empty() {
+        return false;
+    }
+    let Ok(ldd) = Command::new("ldd").arg(&server).output() else {
+        return false;
+    };
+    let root = std::env::temp_dir().join(format!("cache-conformance-image-{}", std::process::id()));
+    let mut files = vec![server];
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        if let Some(path) = line
+            .split("=>")
+            .last()
+            .and_then(|s| s.split_whitespace().next())
+            .filter(|p| p.starts_with('/'))
+        {
+            files.push(path.to_owned());
+        }
+    }
+    for file in &files {
+        let target = root.join(file.trim_start_matches('/'));
+        let copied = std::fs::create_dir_all(target.parent().unwrap())
+            .and_then(|_| std::fs::copy(file, &target));
+        if copied.is_err() {
+            return false;
+        }
+    }
+    let tmp = root.join("tmp");
+    if std::fs::create_dir_all(&tmp).is_err() {
+        return false;
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777));
+    }
+    eprintln!("cache-conformance: building {LOCAL_IMAGE} from the host's redis-server");
+    let Ok(mut tar) = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+    else {
+        return false;
+    };
+    let imported = Command::new("docker")
+        .args([
+            "import",
+            "-c",
+            "CMD [\"/usr/bin/redis-server\"]",
+            "-",
+            LOCAL_IMAGE,
+        ])
+        .stdin(tar.stdout.take().expect("piped"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let tarred = tar.wait().is_ok_and(|s| s.success());
+    let _ = std::fs::remove_dir_all(&root);
+    imported && tarred
 }
 
 /// Removes containers left by test processes that are gone (statics are never dropped).
