@@ -45,7 +45,10 @@ async fn a_cancelled_leader_hands_the_load_to_a_waiter() {
 
     // ...and runs the load itself once the leader is gone.
     leader.abort();
-    let value = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("waiter finished").unwrap();
+    let value = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("waiter finished")
+        .unwrap();
     assert_eq!(value.unwrap(), 7);
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(7));
