@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures::StreamExt;
 use futures::future::{self, Either};
 use futures::stream::BoxStream;
@@ -407,19 +407,24 @@ fn unavailable(e: &Error) -> bool {
 
 impl Core {
     async fn l1_lookup(&self, key: &str) -> Result<L1Lookup> {
-        let Some(entry) = self.l1.get(key).await? else {
+        let Some(mut entry) = self.l1.get(key).await? else {
             return Ok(L1Lookup::Miss);
         };
         let Some(header) = entry.get(..HEADER) else {
             return Ok(L1Lookup::Miss);
         };
         let fresh_until = u64::from_le_bytes(header.try_into().expect("8 bytes"));
-        let value = entry.slice(HEADER..);
-        Ok(if self.clock.now_millis() < fresh_until {
-            L1Lookup::Fresh(value)
-        } else {
-            L1Lookup::Stale(value)
-        })
+        // Cheaper than `slice`: no reference count changes.
+        entry.advance(HEADER);
+        // Without a grace period L1 keeps an entry exactly as long as it is fresh, so the hot path
+        // needs no clock read.
+        Ok(
+            if self.grace.is_zero() || self.clock.now_millis() < fresh_until {
+                L1Lookup::Fresh(entry)
+            } else {
+                L1Lookup::Stale(entry)
+            },
+        )
     }
 
     /// Copies a value into L1, fresh for `fresh_for` (at most `l1_ttl`). If an invalidation happened

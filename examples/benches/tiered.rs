@@ -1,0 +1,340 @@
+//! `cargo bench -p examples --bench tiered`: what the tiered cache costs on top of the store that
+//! answers.
+//!
+//! - **L1 hit**: `TieredCache::get_bytes` answered by its L1, against a bare `MemoryStore` get through
+//!   `dyn CacheStore` (how the tier calls it). One thread, futures polled once (they are ready).
+//! - **L2 hit**: `TieredCache::get_bytes` missing L1 (an L1 too small to keep anything) and answered by
+//!   Redis, including the L1 fill, against a bare `RedisStore` get. Sequential latency and the
+//!   throughput of 50 concurrent tasks.
+//!
+//! Redis: `REDIS_URL` if set (`cargo xtask` starts one), else a `redis-server` on a free port of
+//! 127.0.0.1 if the binary is installed, else the L2 rows are skipped.
+
+use std::future::Future;
+use std::pin::pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use backend_memory::MemoryStore;
+use backend_redis::{RedisConfig, RedisStore};
+use cache_core::{Bytes, CacheStore, SetOptions, TieredCache};
+
+const KEYS: usize = 1_000;
+const VALUE_LEN: usize = 100;
+const L1_OPS: usize = 2_000_000;
+const L1_ROUNDS: usize = 5;
+const L2_SEQUENTIAL_OPS: usize = 10_000;
+const TASKS: usize = 50;
+const ROUND: Duration = Duration::from_millis(1_500);
+const L2_ROUNDS: usize = 3;
+
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("a memory future was not ready"),
+    }
+}
+
+fn keys() -> Vec<String> {
+    (0..KEYS).map(|i| format!("bench:{i:05}")).collect()
+}
+
+/// Nanoseconds per op of `op` over `L1_OPS` ops, best of `L1_ROUNDS`.
+fn time_l1(mut op: impl FnMut(&str), keys: &[String]) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..L1_ROUNDS {
+        let started = Instant::now();
+        for i in 0..L1_OPS {
+            op(&keys[i % KEYS]);
+        }
+        best = best.min(started.elapsed().as_nanos() as f64 / L1_OPS as f64);
+    }
+    best
+}
+
+struct Row {
+    name: &'static str,
+    tiered: f64,
+    bare: f64,
+    unit: &'static str,
+    target: Option<f64>,
+    higher_is_better: bool,
+}
+
+impl Row {
+    /// The tier's cost as a multiple of the bare store's.
+    fn ratio(&self) -> f64 {
+        if self.higher_is_better {
+            self.bare / self.tiered
+        } else {
+            self.tiered / self.bare
+        }
+    }
+}
+
+fn l1_rows() -> Vec<Row> {
+    let keys = keys();
+    let value = Bytes::from(vec![b'v'; VALUE_LEN]);
+    let ttl = Duration::from_secs(3_600);
+    // L1 entries always carry a TTL, and a TTL'd read costs `MemoryStore` a clock read; the like-for-
+    // like baseline holds the same TTL'd entries. The no-TTL store shows the cost of that clock read.
+    let bare: Arc<dyn CacheStore> = Arc::new(MemoryStore::new());
+    let bare_no_ttl: Arc<dyn CacheStore> = Arc::new(MemoryStore::new());
+    let tiered = TieredCache::builder(MemoryStore::new(), MemoryStore::new())
+        .l1_ttl(ttl)
+        .build();
+    for key in &keys {
+        ready(bare.set(key, value.clone(), SetOptions::new().ttl(ttl))).unwrap();
+        ready(bare_no_ttl.set(key, value.clone(), SetOptions::new())).unwrap();
+        ready(tiered.set_bytes(key, value.clone(), None)).unwrap();
+    }
+    // Interleave the contestants' rounds so that frequency changes hit them alike.
+    let (mut t, mut b, mut n) = (f64::MAX, f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        b = b.min(time_l1(
+            |k| assert!(ready(bare.get(k)).unwrap().is_some()),
+            &keys,
+        ));
+        n = n.min(time_l1(
+            |k| assert!(ready(bare_no_ttl.get(k)).unwrap().is_some()),
+            &keys,
+        ));
+        t = t.min(time_l1(
+            |k| assert!(ready(tiered.get_bytes(k)).unwrap().is_some()),
+            &keys,
+        ));
+    }
+    assert_eq!(tiered.stats().l2_hits, 0, "every tiered read was an L1 hit");
+    vec![
+        Row {
+            name: "L1 hit vs MemoryStore get (TTL'd)",
+            tiered: t,
+            bare: b,
+            unit: "ns/op",
+            target: Some(1.5),
+            higher_is_better: false,
+        },
+        Row {
+            name: "L1 hit vs MemoryStore get (no TTL)",
+            tiered: t,
+            bare: n,
+            unit: "ns/op",
+            target: None,
+            higher_is_better: false,
+        },
+    ]
+}
+
+/// A redis-server on a free loopback port, killed on drop.
+struct LocalRedis(Child);
+
+impl Drop for LocalRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn redis_url() -> Option<(String, Option<LocalRedis>)> {
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        if !url.is_empty() {
+            return Some((url, None));
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let server = LocalRedis(child);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((format!("redis://127.0.0.1:{port}"), Some(server)))
+}
+
+type Get = Arc<dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+async fn sequential_latency(get: &Get, keys: &[String]) -> f64 {
+    let started = Instant::now();
+    for i in 0..L2_SEQUENTIAL_OPS {
+        get(keys[i % KEYS].clone()).await;
+    }
+    started.elapsed().as_nanos() as f64 / L2_SEQUENTIAL_OPS as f64 / 1_000.0
+}
+
+async fn throughput(get: &Get, keys: &Arc<Vec<String>>) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let ops = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let (get, keys, stop, ops) = (get.clone(), keys.clone(), stop.clone(), ops.clone());
+            tokio::spawn(async move {
+                let mut i = t * 7;
+                while !stop.load(Ordering::Relaxed) {
+                    get(keys[i % KEYS].clone()).await;
+                    i += 1;
+                    ops.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    tokio::time::sleep(ROUND).await;
+    stop.store(true, Ordering::Relaxed);
+    let done = ops.load(Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    done as f64 / elapsed.as_secs_f64()
+}
+
+async fn l2_rows(url: &str) -> Vec<Row> {
+    let config = RedisConfig::from_url(url).unwrap().with_prefix_for_bench();
+    let bare = RedisStore::connect(config.clone()).await.unwrap();
+    let l2 = RedisStore::connect(config).await.unwrap();
+    // An L1 that keeps nothing: every read goes to L2 (and pays for the L1 fill, as a real L2 hit does).
+    let l1 = MemoryStore::builder().max_entries(1).shards(1).build();
+    let tiered = TieredCache::builder(l1, l2).build();
+    let keys = Arc::new(keys());
+    let value = Bytes::from(vec![b'v'; VALUE_LEN]);
+    for key in keys.iter() {
+        bare.set(
+            key,
+            value.clone(),
+            SetOptions::new().ttl(Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
+    }
+    let bare_get: Get = {
+        let bare = bare.clone();
+        Arc::new(move |key: String| {
+            let bare = bare.clone();
+            Box::pin(async move {
+                assert!(bare.get(&key).await.unwrap().is_some());
+            })
+        })
+    };
+    let tiered_get: Get = {
+        let tiered = tiered.clone();
+        Arc::new(move |key: String| {
+            let tiered = tiered.clone();
+            Box::pin(async move {
+                assert!(tiered.get_bytes(&key).await.unwrap().is_some());
+            })
+        })
+    };
+    let (mut lat_t, mut lat_b, mut tput_t, mut tput_b) = (f64::MAX, f64::MAX, 0f64, 0f64);
+    for _ in 0..L2_ROUNDS {
+        lat_b = lat_b.min(sequential_latency(&bare_get, &keys).await);
+        lat_t = lat_t.min(sequential_latency(&tiered_get, &keys).await);
+        tput_b = tput_b.max(throughput(&bare_get, &keys).await);
+        tput_t = tput_t.max(throughput(&tiered_get, &keys).await);
+    }
+    let stats = tiered.stats();
+    assert!(
+        stats.l1_hits * 100 < stats.l2_hits,
+        "the L2 rows must measure L2 hits: {stats:?}"
+    );
+    bare.clear("").await.unwrap();
+    vec![
+        Row {
+            name: "L2 hit vs RedisStore get, 1 task",
+            tiered: lat_t,
+            bare: lat_b,
+            unit: "µs/op",
+            target: Some(1.1),
+            higher_is_better: false,
+        },
+        Row {
+            name: "L2 hit vs RedisStore get, 50 tasks",
+            tiered: tput_t,
+            bare: tput_b,
+            unit: "ops/s",
+            target: Some(1.1),
+            higher_is_better: true,
+        },
+    ]
+}
+
+trait BenchPrefix {
+    fn with_prefix_for_bench(self) -> Self;
+}
+
+impl BenchPrefix for RedisConfig {
+    /// A private prefix, so the bench never touches other keys of the server.
+    fn with_prefix_for_bench(mut self) -> Self {
+        self.key_prefix = format!("tiered-bench-{}:", std::process::id());
+        self
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing to run.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let mut rows = l1_rows();
+    match redis_url() {
+        Some((url, _server)) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rows.extend(runtime.block_on(l2_rows(&url)));
+        }
+        None => eprintln!("no REDIS_URL and no redis-server: skipping the L2 rows"),
+    }
+    println!();
+    println!(
+        "| {:<36} | {:>14} | {:>14} | {:>10} | {:<11} |",
+        "case", "tiered", "bare store", "cost ratio", "target"
+    );
+    println!(
+        "|{:-<38}|{:->16}|{:->16}|{:->12}|{:->13}|",
+        "", "", "", "", ""
+    );
+    for row in &rows {
+        let fmt = |v: f64| {
+            if v >= 1_000.0 {
+                format!("{v:.0} {}", row.unit)
+            } else {
+                format!("{v:.1} {}", row.unit)
+            }
+        };
+        let ratio = row.ratio();
+        let target = match row.target {
+            Some(target) if ratio <= target => format!("≤{target:.1}× ok"),
+            Some(target) => format!("≤{target:.1}× MISSED"),
+            None => "-".to_owned(),
+        };
+        println!(
+            "| {:<36} | {:>14} | {:>14} | {:>9.2}× | {target:<11} |",
+            row.name,
+            fmt(row.tiered),
+            fmt(row.bare),
+            ratio,
+        );
+    }
+}
