@@ -480,6 +480,8 @@ async fn a_change_on_one_instance_reaches_the_others_l1() {
     tokio::spawn(b.listen().await.unwrap().run());
 
     a.set("price", &10).await.unwrap();
+    // Let a's announcement reach b first, or it would drop the copy b is about to make.
+    eventually(async || b.stats().bus_messages == 1).await;
     assert_eq!(b.get::<u32>("price").await.unwrap(), Some(10));
     assert_eq!(b.get::<u32>("price").await.unwrap(), Some(10));
     assert_eq!(b.stats().l1_hits, 1);

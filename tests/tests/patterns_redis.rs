@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use backend_memory::MemoryStore;
-use backend_redis::{RedisConfig, RedisStore};
+use backend_redis::{RedisBus, RedisConfig, RedisStore};
 use cache_core::TieredCache;
 use support::redis::{Launcher, Server, base_args, free_port, wait_for_ping, with_test_settings};
 
@@ -155,6 +155,85 @@ fn tiered_reads_of_cached_keys_survive_killing_redis_under_load() {
         }
         assert_eq!(cache.get::<usize>("key0").await.unwrap(), Some(0));
         assert!(!cache.is_l2_circuit_open());
+        if let Server::Process(child) = &mut server {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    })
+}
+
+/// When Redis drops the bus's subscription, the bus reconnects and says messages may have been
+/// lost: the other instance clears its L1, then hears invalidations again.
+#[test]
+fn redis_bus_reconnects_and_the_l1_is_cleared() {
+    cache_conformance::block_on(async {
+        let launcher = Launcher::detect();
+        let port = free_port();
+        let mut server = launcher
+            .start(&base_args(port), &[], "Ready to accept connections")
+            .await;
+        wait_for_ping(port).await;
+        let config = with_test_settings(
+            RedisConfig::builder()
+                .standalone("127.0.0.1", port)
+                .build()
+                .unwrap(),
+        );
+        let instance = async || {
+            let cache = TieredCache::builder(
+                MemoryStore::new(),
+                RedisStore::connect(config.clone()).await.unwrap(),
+            )
+            .l1_ttl(Duration::from_secs(600))
+            .bus(RedisBus::connect(&config, "bus").await.unwrap())
+            .build();
+            tokio::spawn(cache.listen().await.unwrap().run());
+            cache
+        };
+        let (a, b) = (instance().await, instance().await);
+        a.set("k", &1).await.unwrap();
+        assert_eq!(b.get::<u32>("k").await.unwrap(), Some(1));
+
+        // Drop every pub/sub connection on the server.
+        let client = redis::Client::open(("127.0.0.1", port)).unwrap();
+        let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .exec_async(&mut admin)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        while b.stats().bus_resyncs == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "b never resynced"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        eprintln!("resynced {:?} after the kill", started.elapsed());
+        // b's L1 was cleared: the next read goes to L2.
+        let l2_hits = b.stats().l2_hits;
+        assert_eq!(b.get::<u32>("k").await.unwrap(), Some(1));
+        assert_eq!(b.stats().l2_hits, l2_hits + 1);
+        // Invalidations flow again.
+        while a.stats().bus_resyncs == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "a never resynced"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        a.set("k", &2).await.unwrap();
+        let started = Instant::now();
+        while b.get::<u32>("k").await.unwrap() != Some(2) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "b never saw the change"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         if let Server::Process(child) = &mut server {
             let _ = child.kill();
             let _ = child.wait();

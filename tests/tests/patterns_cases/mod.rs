@@ -143,6 +143,11 @@ async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
 pub(crate) async fn tiered_instances_stay_coherent(store: RedisStore) {
     let (a, b) = (instance(&store).await, instance(&store).await);
     a.set("price", &10).await.unwrap();
+    // Let a's announcement reach b first, or it would drop the copy b is about to make.
+    until("b hearing the first set", async || {
+        b.stats().bus_messages == 1
+    })
+    .await;
     assert_eq!(b.get::<u32>("price").await.unwrap(), Some(10));
     assert_eq!(b.get::<u32>("price").await.unwrap(), Some(10));
     assert_eq!(b.stats().l1_hits, 1, "b serves from its L1");
