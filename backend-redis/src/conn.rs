@@ -2,10 +2,11 @@
 //! [`ConnectionManager`] (standalone), a cluster connection, and a Sentinel-resolved manager that
 //! finds the master again after a failover.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use cache_core::{Error, ErrorKind, Result};
+use futures::StreamExt;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
@@ -213,7 +214,7 @@ impl SentinelConn {
         let manager = ConnectionManager::new_with_config(client, manager_config(config))
             .await
             .map_err(|e| map_redis_error(e, &format!("connect to master {addr}"), None))?;
-        Ok(SentinelConn(Arc::new(SentinelState {
+        let state = Arc::new(SentinelState {
             config: config.clone(),
             current: RwLock::new(Current {
                 generation: 0,
@@ -221,7 +222,9 @@ impl SentinelConn {
                 addr,
             }),
             resolving: tokio::sync::Mutex::new(Instant::now()),
-        })))
+        });
+        tokio::spawn(watch_switches(Arc::downgrade(&state)));
+        Ok(SentinelConn(state))
     }
 
     /// The master's address as last resolved.
@@ -244,17 +247,34 @@ impl SentinelConn {
                 redis::ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
             );
         if stale {
-            let state = self.0.clone();
-            tokio::spawn(async move { state.re_resolve(generation).await });
+            self.spawn_re_resolve(generation);
         }
+    }
+
+    /// Server errors arrive as values: `READONLY` means the master was demoted by a failover.
+    fn on_reply(&self, generation: u64, value: &Value) {
+        if let Value::ServerError(e) = value {
+            if matches!(
+                e.kind(),
+                Some(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+            ) {
+                self.spawn_re_resolve(generation);
+            }
+        }
+    }
+
+    fn spawn_re_resolve(&self, generation: u64) {
+        let state = self.0.clone();
+        tokio::spawn(async move { state.re_resolve(generation).await });
     }
 
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         let (generation, mut manager) = self.snapshot();
         Box::pin(async move {
             let result = manager.req_packed_command(cmd).await;
-            if let Err(e) = &result {
-                self.on_error(generation, e);
+            match &result {
+                Err(e) => self.on_error(generation, e),
+                Ok(value) => self.on_reply(generation, value),
             }
             result
         })
@@ -269,8 +289,9 @@ impl SentinelConn {
         let (generation, mut manager) = self.snapshot();
         Box::pin(async move {
             let result = manager.req_packed_commands(pipeline, offset, count).await;
-            if let Err(e) = &result {
-                self.on_error(generation, e);
+            match &result {
+                Err(e) => self.on_error(generation, e),
+                Ok(values) => values.iter().for_each(|v| self.on_reply(generation, v)),
             }
             result
         })
@@ -295,6 +316,11 @@ impl SentinelState {
         let Ok(addr) = resolve_master(&self.config).await else {
             return; // the next failing command tries again
         };
+        self.install(addr);
+    }
+
+    /// Points every later command at the master at `addr`.
+    fn install(&self, addr: NodeAddr) {
         let Ok(client) = client_for(&self.config, &addr) else {
             return;
         };
@@ -307,11 +333,70 @@ impl SentinelState {
         if current.addr != addr {
             tracing::info!(old = %current.addr, new = %addr, "redis sentinel: master changed");
         }
+        let generation = current.generation + 1;
         *current = Current {
-            generation: generation + 1,
+            generation,
             manager,
             addr,
         };
+    }
+}
+
+/// Follows the Sentinels' `+switch-master` announcements, so that a failover is picked up at once
+/// rather than when the old master starts refusing writes. Ends when the store is dropped.
+async fn watch_switches(state: Weak<SentinelState>) {
+    loop {
+        let Some((sentinels, master_name, connect_timeout)) =
+            state.upgrade().map(|s| match &s.config.mode {
+                RedisMode::Sentinel {
+                    sentinels,
+                    master_name,
+                } => (
+                    sentinels.clone(),
+                    master_name.clone(),
+                    s.config.connect_timeout,
+                ),
+                _ => unreachable!("sentinel mode"),
+            })
+        else {
+            return;
+        };
+        for sentinel in &sentinels {
+            let Ok(client) = Client::open((sentinel.host.as_str(), sentinel.port)) else {
+                continue;
+            };
+            let Ok(Ok(mut pubsub)) =
+                tokio::time::timeout(connect_timeout, client.get_async_pubsub()).await
+            else {
+                continue;
+            };
+            if pubsub.subscribe("+switch-master").await.is_err() {
+                continue;
+            }
+            let mut messages = pubsub.into_on_message();
+            loop {
+                match tokio::time::timeout(Duration::from_secs(1), messages.next()).await {
+                    Err(_) if state.strong_count() == 0 => return,
+                    Err(_) => continue,
+                    Ok(None) => break, // this Sentinel went away: try the next one
+                    Ok(Some(msg)) => {
+                        // "<name> <old-ip> <old-port> <new-ip> <new-port>"
+                        let Ok(payload) = msg.get_payload::<String>() else {
+                            continue;
+                        };
+                        let parts: Vec<&str> = payload.split_whitespace().collect();
+                        if let [name, _, _, host, port] = parts[..] {
+                            if name == master_name {
+                                if let (Some(s), Ok(port)) = (state.upgrade(), port.parse()) {
+                                    s.install(NodeAddr::new(host, port));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

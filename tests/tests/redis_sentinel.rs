@@ -3,8 +3,156 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
+use backend_redis::{NodeAddr, RedisConfig, RedisStore};
+use bytes::Bytes;
+use cache_core::{CacheStore, SetOptions};
+use support::redis::{Launcher, MASTER_NAME, base_args, free_port, tmp_path, wait_for_ping};
+
 async fn redis_sentinel() -> support::redis::RedisFixture {
     support::redis::sentinel().await
 }
 
 cache_conformance::conformance_tests!(redis_sentinel);
+
+/// After `SENTINEL FAILOVER`, the store finds the new master by itself (the old one turns replica and
+/// answers writes with READONLY) and keeps serving reads and writes.
+#[test]
+fn store_follows_the_master_after_a_failover() {
+    cache_conformance::block_on(async {
+        let launcher = Launcher::detect();
+        let (master_port, replica_port, sentinel_port) = (free_port(), free_port(), free_port());
+        let ready = "Ready to accept connections";
+        let _master = launcher.start(&base_args(master_port), &[], ready).await;
+        let mut replica_args = base_args(replica_port);
+        replica_args.extend([
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            master_port.to_string(),
+        ]);
+        let _replica = launcher.start(&replica_args, &[], ready).await;
+        wait_for_ping(master_port).await;
+        wait_for_ping(replica_port).await;
+        let conf_path = tmp_path(&format!("failover-sentinel-{sentinel_port}.conf"));
+        let conf = format!(
+            "port {sentinel_port}\nbind 127.0.0.1\ndir /tmp\n\
+             sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 1\n\
+             sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+             sentinel failover-timeout {MASTER_NAME} 5000\n"
+        );
+        let _sentinel = launcher
+            .start(
+                &[conf_path.clone(), "--sentinel".to_owned()],
+                &[(conf_path, conf.into_bytes())],
+                "+monitor master",
+            )
+            .await;
+        wait_for_ping(sentinel_port).await;
+
+        let config = RedisConfig::builder()
+            .sentinel([NodeAddr::new("127.0.0.1", sentinel_port)], MASTER_NAME)
+            .key_prefix(format!("failover{:08x}:", fastrand::u32(..)))
+            .command_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let store = RedisStore::connect(config).await.unwrap();
+        assert_eq!(store.sentinel_master().unwrap().port, master_port);
+        store
+            .set("before", Bytes::from_static(b"1"), SetOptions::new())
+            .await
+            .unwrap();
+
+        // Replication is asynchronous: wait until the replica holds the key before failing over.
+        let prefix = store.config().key_prefix.clone();
+        let replica = redis::Client::open(("127.0.0.1", replica_port)).unwrap();
+        let mut replica = replica.get_multiplexed_async_connection().await.unwrap();
+        let replicated = Instant::now();
+        while redis::cmd("EXISTS")
+            .arg(format!("{prefix}before"))
+            .query_async::<u32>(&mut replica)
+            .await
+            .unwrap()
+            == 0
+        {
+            assert!(
+                replicated.elapsed() < Duration::from_secs(10),
+                "the replica never synced"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // Force a failover; Sentinel may need a moment to discover the replica first.
+        let sentinel = redis::Client::open(("127.0.0.1", sentinel_port)).unwrap();
+        let mut conn = sentinel.get_multiplexed_async_connection().await.unwrap();
+        let started = Instant::now();
+        loop {
+            let answer: redis::RedisResult<()> = redis::cmd("SENTINEL")
+                .arg("FAILOVER")
+                .arg(MASTER_NAME)
+                .query_async(&mut conn)
+                .await;
+            match answer {
+                Ok(()) => break,
+                Err(e) if started.elapsed() < Duration::from_secs(20) => {
+                    eprintln!("SENTINEL FAILOVER not yet: {e}");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("SENTINEL FAILOVER kept failing: {e}"),
+            }
+        }
+        // Wait until Sentinel names the replica as master.
+        loop {
+            let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(MASTER_NAME)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if addr.is_some_and(|(_, port)| port == replica_port) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the failover never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // Writes fail for a moment (READONLY or a dropped connection), then reach the new master.
+        let switched = Instant::now();
+        let mut n = 0u32;
+        loop {
+            n += 1;
+            let ok = store
+                .set("after", Bytes::from(n.to_string()), SetOptions::new())
+                .await
+                .is_ok();
+            if ok
+                && store
+                    .sentinel_master()
+                    .is_some_and(|m| m.port == replica_port)
+            {
+                break;
+            }
+            assert!(
+                switched.elapsed() < Duration::from_secs(25),
+                "the store never switched to the new master"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!(
+            "switched to the new master {:?} after the failover",
+            switched.elapsed()
+        );
+        assert_eq!(
+            store.get("after").await.unwrap().as_deref(),
+            Some(n.to_string().as_bytes())
+        );
+        assert_eq!(
+            store.get("before").await.unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
+        store.clear("").await.unwrap();
+    });
+}
