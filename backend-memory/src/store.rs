@@ -198,6 +198,24 @@ impl MemoryStore {
 
     /// Reads a key; `None` if it is missing or expired.
     pub fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.read_value(key, Bytes::clone)
+    }
+
+    /// Reads a key without copying its value out: runs `f` on the value (under the shard's read
+    /// lock, so keep it short and do not call back into the store), and returns what `f` returns;
+    /// `None` if the key is missing or expired. Counts as a hit or a miss like [`get`](Self::get).
+    ///
+    /// ```
+    /// # let store = backend_memory::MemoryStore::new();
+    /// store.set("k", "hello", cache_core::SetOptions::new())?;
+    /// assert_eq!(store.get_with("k", |v| v.len())?, Some(5));
+    /// # Ok::<_, cache_core::Error>(())
+    /// ```
+    pub fn get_with<R>(&self, key: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        self.read_value(key, |value| f(value))
+    }
+
+    fn read_value<R>(&self, key: &str, f: impl FnOnce(&Bytes) -> R) -> Result<Option<R>> {
         self.inner.limits.check_key(key)?;
         let (hash, cell) = self.locate(key);
         let now = self.now();
@@ -207,7 +225,7 @@ impl MemoryStore {
                 Some(entry) if entry.is_live(&now) => {
                     entry.touch();
                     cell.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Some(entry.value.clone()));
+                    return Ok(Some(f(&entry.value)));
                 }
                 Some(_) => {}
                 None => {
@@ -239,10 +257,11 @@ impl MemoryStore {
         let (hash, cell) = self.locate(key);
         let now = self.now();
         let mut shard = cell.shard.write();
-        let exists = shard.find(hash, key).is_some_and(|e| e.is_live(&now));
+        let exists = |shard: &Shard| shard.find(hash, key).is_some_and(|e| e.is_live(&now));
         let allowed = match options.condition {
-            SetCondition::IfAbsent => !exists,
-            SetCondition::IfPresent => exists,
+            SetCondition::IfAbsent => !exists(&shard),
+            SetCondition::IfPresent => exists(&shard),
+            // `upsert` probes for the key itself.
             _ => true,
         };
         if allowed {

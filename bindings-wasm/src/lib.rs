@@ -164,19 +164,21 @@ impl RawCache {
     /// Reads the key of `key_len` bytes; copies its value into the value buffer (growing it if
     /// needed) and returns the value's length, or [`MISS`], or an error code.
     pub fn get(&mut self, key_len: usize) -> i32 {
-        let result = match self.key(key_len) {
-            Ok(key) => self.store.get(key),
+        let key = match key_in(&self.key_buf, self.prefix_len, key_len) {
+            Ok(key) => key,
             Err(message) => return self.fail_with(ERR_INVALID_KEY, message),
         };
+        // Copy straight from the entry into the value buffer, under the store's read lock.
+        let val_buf = &mut self.val_buf;
+        let result = self.store.get_with(key, |value| {
+            let len = i32::try_from(value.len()).ok()?;
+            grow(val_buf, value.len());
+            val_buf[..value.len()].copy_from_slice(value);
+            Some(len)
+        });
         match result {
-            Ok(Some(value)) => {
-                let Ok(len) = i32::try_from(value.len()) else {
-                    return self.fail_with(ERR_VALUE_TOO_LARGE, "the value is larger than 2 GiB");
-                };
-                grow(&mut self.val_buf, value.len());
-                self.val_buf[..value.len()].copy_from_slice(&value);
-                len
-            }
+            Ok(Some(Some(len))) => len,
+            Ok(Some(None)) => self.fail_with(ERR_VALUE_TOO_LARGE, "the value is larger than 2 GiB"),
             Ok(None) => MISS,
             Err(e) => self.fail(key_len, &e),
         }
@@ -424,14 +426,7 @@ impl RawCache {
 
     /// The full key: the prefix plus `len` bytes written by JS.
     fn key(&self, len: usize) -> Result<&str, &'static str> {
-        let end = self.prefix_len.saturating_add(len);
-        if len == 0 {
-            return Err("key is empty");
-        }
-        if end > self.key_buf.len() {
-            return Err("key length beyond the key buffer");
-        }
-        std::str::from_utf8(&self.key_buf[..end]).map_err(|_| "key is not valid UTF-8")
+        key_in(&self.key_buf, self.prefix_len, len)
     }
 
     /// A TTL argument in milliseconds: negative is the default, `0` none.
@@ -467,6 +462,18 @@ impl RawCache {
         };
         self.fail_with(code, error.message())
     }
+}
+
+/// The key in `key_buf`: the prefix of `prefix_len` bytes plus `len` bytes written by JS.
+fn key_in(key_buf: &[u8], prefix_len: usize, len: usize) -> Result<&str, &'static str> {
+    let end = prefix_len.saturating_add(len);
+    if len == 0 {
+        return Err("key is empty");
+    }
+    if end > key_buf.len() {
+        return Err("key length beyond the key buffer");
+    }
+    std::str::from_utf8(&key_buf[..end]).map_err(|_| "key is not valid UTF-8")
 }
 
 /// Grows `buf` (zero-filled, length = capacity) to at least `n` bytes.
