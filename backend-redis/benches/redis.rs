@@ -122,8 +122,23 @@ enum Client {
     Raw(ConnectionManager),
 }
 
-/// Calls per second over one round of `TASKS` concurrent tasks.
-async fn round(client: &Client, op: Op) -> f64 {
+/// This process's CPU time (user + system, all threads) in clock ticks, from `/proc/self/stat`.
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// One round: (calls per second, calls, client CPU ticks spent) with `TASKS` concurrent tasks.
+async fn round(client: &Client, op: Op) -> (f64, u64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
     let value = Bytes::from_static(&VALUE);
@@ -153,12 +168,36 @@ async fn round(client: &Client, op: Op) -> f64 {
         })
         .collect();
     let started = Instant::now();
+    let cpu_before = cpu_ticks();
     tokio::time::sleep(ROUND).await;
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         h.await.unwrap();
     }
-    calls.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let cpu = cpu_ticks() - cpu_before;
+    let calls = calls.load(Ordering::Relaxed);
+    (calls as f64 / started.elapsed().as_secs_f64(), calls, cpu)
+}
+
+/// Best throughput and total (calls, CPU ticks) of one side across rounds.
+#[derive(Default, Clone, Copy)]
+struct Side {
+    best: f64,
+    calls: u64,
+    cpu: u64,
+}
+
+impl Side {
+    fn add(&mut self, (rate, calls, cpu): (f64, u64, u64)) {
+        self.best = self.best.max(rate);
+        self.calls += calls;
+        self.cpu += cpu;
+    }
+
+    /// Client CPU microseconds per call (one tick is 10 ms on Linux).
+    fn cpu_us_per_call(&self) -> f64 {
+        self.cpu as f64 * 10_000.0 / self.calls.max(1) as f64
+    }
 }
 
 /// `redis-benchmark -P 16` requests per second for GET and SET.
@@ -209,17 +248,17 @@ fn main() {
         let (store_c, raw_c) = (Client::Store(store.clone()), Client::Raw(raw));
         let mut rows = Vec::new();
         for op in [Op::Get, Op::Set, Op::GetMany, Op::SetMany] {
-            let (mut best_store, mut best_raw) = (0f64, 0f64);
+            let (mut store_side, mut raw_side) = (Side::default(), Side::default());
             for i in 0..ROUNDS {
                 if i % 2 == 0 {
-                    best_store = best_store.max(round(&store_c, op).await);
-                    best_raw = best_raw.max(round(&raw_c, op).await);
+                    store_side.add(round(&store_c, op).await);
+                    raw_side.add(round(&raw_c, op).await);
                 } else {
-                    best_raw = best_raw.max(round(&raw_c, op).await);
-                    best_store = best_store.max(round(&store_c, op).await);
+                    raw_side.add(round(&raw_c, op).await);
+                    store_side.add(round(&store_c, op).await);
                 }
             }
-            rows.push((op, best_store, best_raw));
+            rows.push((op, store_side, raw_side));
         }
 
         let host = match &config.mode {
@@ -229,30 +268,33 @@ fn main() {
         let ceiling = ceiling(&host.host, host.port);
 
         println!(
-            "| operation | RedisStore ops/s | raw redis-rs ops/s | store/raw | keys/s (store) | store/ceiling |"
+            "| operation | RedisStore ops/s | raw redis-rs ops/s | store/raw | keys/s (store) | store/ceiling | client CPU µs/call store / raw |"
         );
-        println!("|---|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
         let names = |op: Op| match op {
-            Op::Get => ("get", "GET"),
-            Op::Set => ("set", "SET"),
-            Op::GetMany => ("get_many(16) vs MGET", "MGET"),
-            Op::SetMany => ("set_many(16) vs MSET", "MSET"),
+            Op::Get => "get vs GET",
+            Op::Set => "set vs SET",
+            Op::GetMany => "get_many(16) vs MGET",
+            Op::SetMany => "set_many(16) vs MSET",
         };
         for (op, s, r) in &rows {
-            let keys_per_s = s * op.keys_per_call() as f64;
+            let keys_per_s = s.best * op.keys_per_call() as f64;
             let vs_ceiling = match (ceiling, op) {
                 (Some((get, _)), Op::Get | Op::GetMany) => format!("{:.2}x", keys_per_s / get),
                 (Some((_, set)), Op::Set | Op::SetMany) => format!("{:.2}x", keys_per_s / set),
                 (None, _) => "n/a".to_owned(),
             };
             println!(
-                "| {} | {:.0} | {:.0} | {:.3}x | {:.0} | {} |",
-                names(*op).0,
-                s,
-                r,
-                s / r,
+                "| {} | {:.0} | {:.0} | {:.3}x | {:.0} | {} | {:.2} / {:.2} ({:.3}x) |",
+                names(*op),
+                s.best,
+                r.best,
+                s.best / r.best,
                 keys_per_s,
-                vs_ceiling
+                vs_ceiling,
+                s.cpu_us_per_call(),
+                r.cpu_us_per_call(),
+                s.cpu_us_per_call() / r.cpu_us_per_call(),
             );
         }
         match ceiling {
@@ -262,6 +304,10 @@ fn main() {
             None => println!("\nceiling: redis-benchmark not found (apt-get install -y redis-tools)"),
         }
         println!("targets: store/raw >= 0.95x in every row; batch keys/s >= 0.9x the ceiling");
+        println!(
+            "ops/s is each side's best round; CPU µs/call is the bench process's CPU time over all \
+             rounds (less sensitive to other load on the machine)"
+        );
         store.clear("bench:").await.unwrap();
     });
 }

@@ -131,13 +131,12 @@ fn client_for(config: &RedisConfig, node: &NodeAddr) -> Result<Client> {
     })
 }
 
-/// The reconnect policy and connect timeout. The response timeout is left to the store, which puts
-/// `command_timeout` around each whole command, including any wait for a reconnect; a second timer
-/// per command here would only cost throughput (a timeout does not make redis-rs reconnect).
+/// The reconnect policy, connect timeout and response timeout (see `RedisStore::timed` for how
+/// `command_timeout` also bounds waiting for a reconnect).
 fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))
-        .set_response_timeout(None)
+        .set_response_timeout(Some(config.command_timeout))
         .set_number_of_retries(config.retry.max_retries)
         .set_min_delay(config.retry.min_delay)
         .set_max_delay(config.retry.max_delay)

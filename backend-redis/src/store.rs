@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -79,6 +80,9 @@ struct Inner {
     config: RedisConfig,
     incr: Script,
     cas: Script,
+    /// Cleared when a command fails in a way retrying may fix (the connection dropped, a timeout),
+    /// set again by the next success; see [`RedisStore::timed`].
+    healthy: AtomicBool,
 }
 
 impl fmt::Debug for RedisStore {
@@ -104,6 +108,7 @@ impl RedisStore {
                 config,
                 incr: Script::new(INCR_SCRIPT),
                 cas: Script::new(CAS_SCRIPT),
+                healthy: AtomicBool::new(true),
             }),
         })
     }
@@ -153,19 +158,40 @@ impl RedisStore {
         full.strip_prefix(prefix.as_str()).map(str::to_owned)
     }
 
-    /// Runs one future of redis work under the command timeout and maps its error.
+    /// Runs one future of redis work and maps its error, within `command_timeout`.
+    ///
+    /// While the connection is healthy, the connection's own response timeout (`command_timeout`)
+    /// bounds the command, so the hot path carries one timer, as raw redis-rs does. Once a command
+    /// has failed with a retryable error, commands also wait under an outer timer, which bounds the
+    /// wait for a reconnect, until one succeeds again.
     async fn timed<T>(
         &self,
         op: &str,
         key: Option<&str>,
         work: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T> {
-        let timeout = self.inner.config.command_timeout;
-        match tokio::time::timeout(timeout, work).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(map_redis_error(e, op, key)),
-            Err(_) => Err(timed_out(op, key, timeout)),
-        }
+        let healthy = &self.inner.healthy;
+        let result = if healthy.load(Ordering::Relaxed) {
+            work.await
+        } else {
+            let timeout = self.inner.config.command_timeout;
+            match tokio::time::timeout(timeout, work).await {
+                Ok(result) => {
+                    if result.is_ok() {
+                        healthy.store(true, Ordering::Relaxed);
+                    }
+                    result
+                }
+                Err(_) => return Err(timed_out(op, key, timeout)),
+            }
+        };
+        result.map_err(|e| {
+            let err = map_redis_error(e, op, key);
+            if err.is_retryable() {
+                healthy.store(false, Ordering::Relaxed);
+            }
+            err
+        })
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd, op: &str, key: Option<&str>) -> Result<T> {
