@@ -186,16 +186,27 @@ fn ensure_image(sh: &Shell) -> Result<()> {
     Ok(())
 }
 
-/// Removes every container the fixtures started (they live in statics, which are never dropped).
+/// Removes the containers of test processes that have exited (the fixtures keep theirs in statics,
+/// which are never dropped). Containers of test processes still running are left alone.
 fn remove_test_containers(sh: &Shell) {
     let filter = format!("label={PID_LABEL}");
-    if let Ok(ids) = cmd!(sh, "docker ps -aq --filter {filter}").quiet().read() {
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        if !ids.is_empty() {
-            let _ = cmd!(sh, "docker rm -f {ids...}")
-                .quiet()
-                .ignore_stdout()
-                .run();
-        }
+    let format = format!("{{{{.ID}}}} {{{{.Label \"{PID_LABEL}\"}}}}");
+    let Ok(list) = cmd!(sh, "docker ps -a --filter {filter} --format {format}")
+        .quiet()
+        .read()
+    else {
+        return;
+    };
+    let orphans: Vec<&str> = list
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(_, pid)| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .map(|(id, _)| id)
+        .collect();
+    if !orphans.is_empty() {
+        let _ = cmd!(sh, "docker rm -f {orphans...}")
+            .quiet()
+            .ignore_stdout()
+            .run();
     }
 }
