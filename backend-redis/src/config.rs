@@ -440,6 +440,20 @@ mod tests {
     }
 
     #[test]
+    fn debug_hides_the_private_key() {
+        let c = RedisConfig::builder()
+            .tls_client_cert_pem("CERT", "-----BEGIN PRIVATE KEY----- very secret")
+            .password("hunter2")
+            .build()
+            .unwrap();
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("very secret") && !debug.contains("hunter2"),
+            "{debug}"
+        );
+    }
+
+    #[test]
     fn rediss_turns_tls_on() {
         let c = RedisConfig::from_url("rediss://:secret@localhost").unwrap();
         assert!(c.tls);

@@ -108,3 +108,35 @@ pub(crate) fn unexpected(op: &str, what: &str) -> Error {
         format!("{op}: unexpected reply from Redis ({what})"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_password_is_an_authentication_error_that_says_so() {
+        let err = RedisError::from((redis::ErrorKind::AuthenticationFailed, "WRONGPASS"));
+        let mapped = map_redis_error(err, "connect to 127.0.0.1:6379", None);
+        assert_eq!(mapped.kind(), ErrorKind::Authentication);
+        assert!(!mapped.is_retryable());
+        assert!(mapped.message().contains("password"), "{mapped}");
+    }
+
+    #[test]
+    fn dropped_connection_is_a_retryable_connection_error() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let mapped = map_redis_error(RedisError::from(io), "get", Some("k"));
+        assert_eq!(mapped.kind(), ErrorKind::Connection);
+        assert!(mapped.is_retryable());
+        assert!(mapped.message().contains("\"k\""), "{mapped}");
+    }
+
+    #[test]
+    fn io_timeout_is_a_retryable_timeout() {
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+        let mapped = map_redis_error(RedisError::from(io), "set", Some("k"));
+        assert_eq!(mapped.kind(), ErrorKind::Timeout);
+        assert!(mapped.is_retryable());
+        assert!(timed_out("get", None, Duration::from_millis(5)).is_retryable());
+    }
+}
