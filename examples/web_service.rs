@@ -240,7 +240,7 @@ async fn update_stock(
 ) -> Result<Json<Product>, AppError> {
     let guard = state
         .locks
-        .acquire(&format!("stock:{id}"), Duration::from_secs(2))
+        .acquire(&format!("stock:{id}"), Duration::from_secs(5))
         .await?
         .ok_or_else(|| AppError(StatusCode::SERVICE_UNAVAILABLE, "stock is busy".into()))?;
     let result = async {
@@ -424,5 +424,94 @@ mod tests {
             request(addr, "GET", "/products/1", "d", "").await.status,
             200
         );
+    }
+
+    /// A `redis-server` on a free port of 127.0.0.1, killed on drop.
+    struct LocalRedis(std::process::Child);
+
+    impl Drop for LocalRedis {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn local_redis() -> Option<(u16, LocalRedis)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let server = LocalRedis(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some((port, server))
+    }
+
+    /// Two instances of the service on one Redis: a stock update on one is visible on the other at
+    /// once, although the other had the product in its L1.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_instances_on_redis_stay_coherent() {
+        let Some((port, _server)) = local_redis() else {
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+            assert!(!ci, "CI=true and redis-server is not installed");
+            eprintln!("redis-server is not installed: skipping the Redis run of the service");
+            return;
+        };
+        let config =
+            backend_redis::RedisConfig::from_url(&format!("redis://127.0.0.1:{port}")).unwrap();
+        let db = Arc::new(Database::seeded());
+        let mut addrs = Vec::new();
+        for _ in 0..2 {
+            let settings = Settings {
+                shared: Arc::new(
+                    backend_redis::RedisStore::connect(config.clone())
+                        .await
+                        .unwrap(),
+                ),
+                bus: Arc::new(
+                    backend_redis::RedisBus::connect(&config, "web")
+                        .await
+                        .unwrap(),
+                ),
+                db: db.clone(),
+                ..Settings::memory()
+            };
+            addrs.push(serve(settings).await);
+        }
+        let (a, b) = (addrs[0], addrs[1]);
+        assert_eq!(
+            request(b, "GET", "/products/2", "x", "").await.body["stock"],
+            5
+        );
+        assert_eq!(
+            request(b, "GET", "/products/2", "x", "").await.body["stock"],
+            5
+        );
+        let updated = request(a, "POST", "/products/2/stock", "x", r#"{"delta":-2}"#).await;
+        assert_eq!(updated.body["stock"], 3);
+        let started = std::time::Instant::now();
+        while request(b, "GET", "/products/2", "y", "").await.body["stock"] != 3 {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "b never saw the update"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let stats = request(b, "GET", "/stats", "y", "").await.body;
+        assert_eq!(stats["tiered"]["bus_messages"], 1, "{stats}");
+        assert!(stats["tiered"]["l1_hits"].as_u64() >= Some(1), "{stats}");
     }
 }
