@@ -94,9 +94,13 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
   const { decode, encodeInto } = codec;
   let memory;
   let mem = new Uint8Array(0);
-  /** The current view of wasm memory (growing memory detaches the old one). */
+  /**
+   * The current view of wasm memory (growing memory detaches the old one, whose length reads 0).
+   * `length`, not `byteLength`: V8 inlines the former but calls out for the latter on views of
+   * wasm memory (about 10 ns against 2 ns, and this runs on every call).
+   */
   function view() {
-    if (mem.byteLength === 0) {
+    if (mem.length === 0) {
       memory ??= raw.wasmMemory();
       mem = codec.view(memory.buffer);
     }
