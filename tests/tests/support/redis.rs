@@ -22,7 +22,7 @@ use cache_conformance::Fixture;
 use cache_core::{CacheStore, Limits};
 use testcontainers::core::WaitFor;
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers::{ContainerAsync, CopyTargetOptions, GenericImage, ImageExt};
 
 /// The label put on every container, holding the pid of the test process that owns it.
 pub(crate) const PID_LABEL: &str = "cache-conformance.pid";
@@ -176,7 +176,10 @@ impl Launcher {
                     .with_startup_timeout(Duration::from_secs(30))
                     .with_cmd(cmd);
                 for (path, data) in files {
-                    request = request.with_copy_to(path.clone(), data.clone());
+                    // World-writable: Sentinel rewrites its config file, and the official image
+                    // runs redis-server as the `redis` user.
+                    let target = CopyTargetOptions::new(path.clone()).with_mode(0o666);
+                    request = request.with_copy_to(target, data.clone());
                 }
                 let container = request.start().await.unwrap_or_else(|e| {
                     panic!("cannot start a {image} container (is the image built? `cargo xtask conformance --backend redis` builds local/redis:7): {e}")
