@@ -148,6 +148,7 @@ impl Launcher {
         eprintln!(
             "cache-conformance: Docker does not answer; falling back to redis-server processes"
         );
+        reap_orphan_processes();
         Launcher::Process
     }
 
@@ -196,6 +197,7 @@ impl Launcher {
                     .stderr(Stdio::null())
                     .spawn()
                     .expect("spawn redis-server");
+                record_process(child.id());
                 Server::Process(child)
             }
         }
@@ -325,6 +327,35 @@ fn reap_orphans() {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
+        }
+    }
+}
+
+/// Where the fallback records its `redis-server` processes: one empty file `OWNER-CHILD` each.
+const PROCESS_DIR: &str = "/tmp/cache-conformance-processes";
+
+fn record_process(child: u32) {
+    let _ = std::fs::create_dir_all(PROCESS_DIR);
+    let _ = std::fs::write(format!("{PROCESS_DIR}/{}-{child}", std::process::id()), b"");
+}
+
+/// Stops the `redis-server` processes of test processes that are gone (statics are never dropped).
+fn reap_orphan_processes() {
+    let Ok(entries) = std::fs::read_dir(PROCESS_DIR) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((owner, child)) = name.split_once('-') else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{owner}")).exists() {
+            let _ = Command::new("kill")
+                .arg(child)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
