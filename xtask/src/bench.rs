@@ -13,7 +13,12 @@ pub(crate) fn run(sh: &Shell, target: &str) -> Result<()> {
             Ok(())
         }
         "redis" => redis::bench(sh),
+        // Starts its own redis-server on 127.0.0.1 unless REDIS_URL is set.
+        "tiered" => {
+            cmd!(sh, "cargo bench --locked -p examples --bench tiered").run()?;
+            Ok(())
+        }
         "wasm" => wasm::bench(sh),
-        other => bail!("unknown benchmark {other:?}; choose memory, redis or wasm"),
+        other => bail!("unknown benchmark {other:?}; choose memory, redis, wasm or tiered"),
     }
 }

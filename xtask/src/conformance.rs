@@ -6,7 +6,7 @@ use xshell::{Shell, cmd};
 use crate::{redis, step, wasm};
 
 /// Backends that need a server or a JS runtime; `cargo xtask test` runs each of them after the
-/// workspace tests (which already cover `memory`).
+/// workspace tests and the `memory` suite.
 pub(crate) const SERVER_BACKENDS: &[&str] = &[
     "redis",
     "redis-cluster",
@@ -19,7 +19,11 @@ pub(crate) fn run(sh: &Shell, backend: &str) -> Result<()> {
     step(&format!("conformance --backend {backend}"));
     match backend {
         "memory" => {
-            cmd!(sh, "cargo test --locked -p cache-conformance --test memory").run()?;
+            cmd!(
+                sh,
+                "cargo test --locked -p cache-conformance --lib --test memory"
+            )
+            .run()?;
             Ok(())
         }
         "wasm" => wasm::conformance(sh),
