@@ -5,7 +5,7 @@ use xshell::{Shell, cmd};
 
 use crate::{redis, step, wasm};
 
-/// Backends that need a server or a JS runtime; `cargo xtask test` runs each of them after the
+/// Backends that need a server (Docker); `cargo xtask test` runs each of them after the
 /// workspace tests and the `memory` suite.
 pub(crate) const SERVER_BACKENDS: &[&str] = &[
     "redis",
