@@ -31,10 +31,30 @@ enum Queue {
     Main,
 }
 
+/// A value to store: shared bytes kept as they are, or a slice copied in next to the key.
+#[derive(Debug)]
+pub(crate) enum Value<'a> {
+    Shared(Bytes),
+    Slice(&'a [u8]),
+}
+
+impl Value<'_> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Value::Shared(b) => b.len(),
+            Value::Slice(s) => s.len(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub(crate) key: Box<str>,
-    pub(crate) value: Bytes,
+    /// The key's bytes (valid UTF-8), followed by the value's if it was written from a slice: one
+    /// allocation per entry, and the value next to the key a lookup has just compared.
+    data: Box<[u8]>,
+    /// The value, if it was written as shared [`Bytes`] (then `data` holds the key only).
+    shared: Option<Bytes>,
+    key_len: u32,
     /// Clock millisecond at which the entry expires, or [`NEVER`].
     pub(crate) expires_at: u64,
     freq: AtomicU8,
@@ -55,9 +75,59 @@ impl Entry {
         }
     }
 
-    fn size(&self) -> usize {
-        self.key.len() + self.value.len()
+    fn key(&self) -> &[u8] {
+        &self.data[..self.key_len as usize]
     }
+
+    pub(crate) fn value(&self) -> &[u8] {
+        match &self.shared {
+            Some(bytes) => bytes,
+            None => &self.data[self.key_len as usize..],
+        }
+    }
+
+    /// The value as [`Bytes`]: shared if it was written so, else a copy.
+    pub(crate) fn value_bytes(&self) -> Bytes {
+        match &self.shared {
+            Some(bytes) => bytes.clone(),
+            None => Bytes::copy_from_slice(self.value()),
+        }
+    }
+
+    /// Replaces the value, keeping the key.
+    fn set_value(&mut self, value: Value<'_>) {
+        match value {
+            Value::Shared(bytes) => {
+                if self.data.len() != self.key_len as usize {
+                    self.data = self.key().into();
+                }
+                self.shared = Some(bytes);
+            }
+            Value::Slice(slice) => {
+                self.data = joined(self.key(), slice);
+                self.shared = None;
+            }
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.key_len as usize + self.value().len()
+    }
+}
+
+/// `key` then `value` in one allocation, and the value kept apart if shared.
+fn entry_data(key: &str, value: Value<'_>) -> (Box<[u8]>, Option<Bytes>) {
+    match value {
+        Value::Shared(bytes) => (key.as_bytes().into(), Some(bytes)),
+        Value::Slice(slice) => (joined(key.as_bytes(), slice), None),
+    }
+}
+
+fn joined(key: &[u8], value: &[u8]) -> Box<[u8]> {
+    let mut data = Vec::with_capacity(key.len() + value.len());
+    data.extend_from_slice(key);
+    data.extend_from_slice(value);
+    data.into_boxed_slice()
 }
 
 /// The current time, read from the clock at most once and only if an entry with a TTL needs it.
@@ -157,7 +227,7 @@ impl Shard {
 
     /// The entry under `key`, live or not.
     pub(crate) fn find(&self, hash: u64, key: &str) -> Option<&Entry> {
-        self.table.find(hash, |e| key_eq(&e.key, key))
+        self.table.find(hash, |e| key_eq(e.key(), key))
     }
 
     /// The live entry under `key`; an expired one is removed.
@@ -172,7 +242,7 @@ impl Shard {
             self.remove(hash, key, Removal::Expired);
             return None;
         }
-        self.table.find_mut(hash, |e| key_eq(&e.key, key))
+        self.table.find_mut(hash, |e| key_eq(e.key(), key))
     }
 
     /// Writes `value` under `key`. `keep_position` entries stay in their queue; new ones are admitted
@@ -182,17 +252,17 @@ impl Shard {
         &mut self,
         hash: u64,
         key: &str,
-        value: Bytes,
+        value: Value<'_>,
         expires_at: u64,
         now: &Now<'_>,
     ) {
         // One probe: update a live entry in place, or drop an expired one and insert anew.
-        match self.table.find_entry(hash, |e| key_eq(&e.key, key)) {
+        match self.table.find_entry(hash, |e| key_eq(e.key(), key)) {
             Ok(mut found) if found.get().is_live(now) => {
                 let entry = found.get_mut();
                 let (old_size, old_expiry, queue, id) =
                     (entry.size(), entry.expires_at, entry.queue, entry.id);
-                entry.value = value;
+                entry.set_value(value);
                 entry.expires_at = expires_at;
                 let new_size = entry.size();
                 let fifo = self.fifo_mut(queue);
@@ -225,9 +295,11 @@ impl Shard {
         if expires_at != NEVER {
             self.expiries.push(Reverse((expires_at, hash, id)));
         }
+        let (data, shared) = entry_data(key, value);
         let entry = Entry {
-            key: key.into(),
-            value,
+            data,
+            shared,
+            key_len: key.len() as u32,
             expires_at,
             freq: AtomicU8::new(0),
             hash,
@@ -260,7 +332,7 @@ impl Shard {
     pub(crate) fn remove(&mut self, hash: u64, key: &str, why: Removal) -> Option<Entry> {
         let entry = self
             .table
-            .find_entry(hash, |e| key_eq(&e.key, key))
+            .find_entry(hash, |e| key_eq(e.key(), key))
             .ok()?
             .remove()
             .0;
@@ -272,7 +344,7 @@ impl Shard {
     pub(crate) fn remove_prefix(&mut self, prefix: &str, now: &Now<'_>) -> u64 {
         let mut removed = Vec::new();
         self.table.retain(|e| {
-            let hit = e.key.starts_with(prefix);
+            let hit = e.key().starts_with(prefix.as_bytes());
             if hit {
                 removed.push((e.size(), e.queue, e.is_live(now)));
             }
@@ -301,18 +373,22 @@ impl Shard {
         count: usize,
         now: &Now<'_>,
     ) -> Vec<String> {
-        let mut keys: Vec<&str> = self
+        let (prefix, after) = (prefix.as_bytes(), after.as_bytes());
+        let mut keys: Vec<&[u8]> = self
             .table
             .iter()
-            .filter(|e| e.key.starts_with(prefix) && &*e.key > after && e.is_live(now))
-            .map(|e| &*e.key)
+            .filter(|e| e.key().starts_with(prefix) && e.key() > after && e.is_live(now))
+            .map(Entry::key)
             .collect();
         if keys.len() > count {
             keys.select_nth_unstable(count);
             keys.truncate(count);
         }
         keys.sort_unstable();
-        keys.into_iter().map(str::to_owned).collect()
+        // Keys were written from `&str`s, so this never replaces anything.
+        keys.into_iter()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect()
     }
 
     /// Removes up to `budget` entries whose TTL has passed; returns whether any expired entry may remain.
@@ -470,10 +546,10 @@ impl Shard {
 /// Key equality. On wasm32 `memcmp` is a byte-at-a-time loop behind a call, so compare 8 bytes at a
 /// time there; elsewhere the platform's `memcmp` is faster.
 #[inline]
-fn key_eq(stored: &str, key: &str) -> bool {
+fn key_eq(stored: &[u8], key: &str) -> bool {
     #[cfg(target_arch = "wasm32")]
     {
-        let (a, b) = (stored.as_bytes(), key.as_bytes());
+        let (a, b) = (stored, key.as_bytes());
         if a.len() != b.len() {
             return false;
         }
@@ -492,7 +568,7 @@ fn key_eq(stored: &str, key: &str) -> bool {
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        stored == key
+        stored == key.as_bytes()
     }
 }
 

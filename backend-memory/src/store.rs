@@ -17,7 +17,7 @@ use hashbrown::DefaultHashBuilder;
 use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::MemoryConfig;
-use crate::shard::{NEVER, Now, Removal, Shard};
+use crate::shard::{Entry, NEVER, Now, Removal, Shard, Value};
 
 /// How many expired entries a write may reclaim on the side.
 const EXPIRY_BUDGET_PER_WRITE: usize = 16;
@@ -198,7 +198,7 @@ impl MemoryStore {
 
     /// Reads a key; `None` if it is missing or expired.
     pub fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.read_value(key, Bytes::clone)
+        self.read_value(key, |entry| entry.value_bytes())
     }
 
     /// Reads a key without copying its value out: runs `f` on the value (under the shard's read
@@ -212,10 +212,10 @@ impl MemoryStore {
     /// # Ok::<_, cache_core::Error>(())
     /// ```
     pub fn get_with<R>(&self, key: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-        self.read_value(key, |value| f(value))
+        self.read_value(key, |entry| f(entry.value()))
     }
 
-    fn read_value<R>(&self, key: &str, f: impl FnOnce(&Bytes) -> R) -> Result<Option<R>> {
+    fn read_value<R>(&self, key: &str, f: impl FnOnce(&Entry) -> R) -> Result<Option<R>> {
         self.inner.limits.check_key(key)?;
         let (hash, cell) = self.locate(key);
         let now = self.now();
@@ -225,7 +225,7 @@ impl MemoryStore {
                 Some(entry) if entry.is_live(&now) => {
                     entry.touch();
                     cell.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Some(f(&entry.value)));
+                    return Ok(Some(f(entry)));
                 }
                 Some(_) => {}
                 None => {
@@ -251,7 +251,17 @@ impl MemoryStore {
 
     /// Writes a key; returns whether the condition let it write. See [`CacheStore::set`].
     pub fn set(&self, key: &str, value: impl Into<Bytes>, options: SetOptions) -> Result<bool> {
-        let value = value.into();
+        self.set_value(key, Value::Shared(value.into()), options)
+    }
+
+    /// Like [`set`](Self::set), but copies `value` in, next to the key in one allocation. Cheaper
+    /// than building a [`Bytes`] for it when the caller has a borrowed slice (the wasm binding);
+    /// [`get`](Self::get) then returns a copy, while [`get_with`](Self::get_with) borrows it.
+    pub fn set_slice(&self, key: &str, value: &[u8], options: SetOptions) -> Result<bool> {
+        self.set_value(key, Value::Slice(value), options)
+    }
+
+    fn set_value(&self, key: &str, value: Value<'_>, options: SetOptions) -> Result<bool> {
         self.check_entry(key, value.len())?;
         let ttl = opt_ttl_millis(options.ttl)?;
         let (hash, cell) = self.locate(key);
@@ -367,7 +377,7 @@ impl MemoryStore {
         let now = self.now();
         let mut shard = cell.shard.write();
         let (current, expires_at) = match shard.find_live_mut(hash, key, &now) {
-            Some(entry) => (parse_counter(key, &entry.value)?, entry.expires_at),
+            Some(entry) => (parse_counter(key, entry.value())?, entry.expires_at),
             None => (0, ttl.map_or(NEVER, |ms| now.get().saturating_add(ms))),
         };
         let next = current.checked_add(delta).ok_or_else(|| {
@@ -376,7 +386,8 @@ impl MemoryStore {
                 format!("incrementing counter {key:?} ({current}) by {delta} overflows an i64"),
             )
         })?;
-        shard.upsert(hash, key, Bytes::from(next.to_string()), expires_at, &now);
+        let text = next.to_string();
+        shard.upsert(hash, key, Value::Slice(text.as_bytes()), expires_at, &now);
         Self::reclaim_expired(&mut shard, &now);
         Ok(next)
     }
@@ -395,16 +406,14 @@ impl MemoryStore {
         let (hash, cell) = self.locate(key);
         let now = self.now();
         let mut shard = cell.shard.write();
-        let current = shard
-            .find_live_mut(hash, key, &now)
-            .map(|e| e.value.clone());
-        if current.as_deref() != expected {
+        let current = shard.find_live_mut(hash, key, &now).map(|e| e.value());
+        if current != expected {
             return Ok(false);
         }
         match new {
             Some(value) => {
                 let expires_at = ttl.map_or(NEVER, |ms| now.get().saturating_add(ms));
-                shard.upsert(hash, key, value, expires_at, &now);
+                shard.upsert(hash, key, Value::Shared(value), expires_at, &now);
             }
             None => {
                 shard.remove(hash, key, Removal::Deleted);
@@ -508,6 +517,12 @@ impl MemoryStore {
 
     fn check_entry(&self, key: &str, value_len: usize) -> Result<()> {
         self.inner.limits.check_entry(key, value_len)?;
+        if u32::try_from(key.len()).is_err() {
+            return Err(Error::new(
+                ErrorKind::InvalidKey,
+                format!("key is {} bytes, more than 4 GiB", key.len()),
+            ));
+        }
         if key.len() + value_len > self.inner.shard_max_bytes {
             return Err(Error::new(
                 ErrorKind::ValueTooLarge,
@@ -694,6 +709,34 @@ mod tests {
             .set(&key, vec![1u8; limits.max_value_len + 1], SetOptions::new())
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ValueTooLarge);
+    }
+
+    #[test]
+    fn slice_and_shared_values_mix_under_one_key() {
+        let store = MemoryStore::builder().max_entries(10).shards(1).build();
+        store.set_slice("k", b"one", SetOptions::new()).unwrap();
+        assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(
+            store.get_with("k", <[u8]>::to_vec).unwrap(),
+            Some(b"one".to_vec())
+        );
+        assert_eq!(store.bytes(), 4);
+        store.set("k", "shared-two", SetOptions::new()).unwrap();
+        assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"shared-two"[..]));
+        assert_eq!(store.bytes(), 11);
+        store.set_slice("k", b"3", SetOptions::new()).unwrap();
+        assert_eq!(store.incr_by("k", 4, None).unwrap(), 7);
+        assert!(
+            store
+                .compare_and_swap("k", Some(b"7"), Some(Bytes::from_static(b"x")), None)
+                .unwrap()
+        );
+        assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"x"[..]));
+        store.set_slice("k2", b"v", SetOptions::new()).unwrap();
+        let page = store.scan("k", &ScanCursor::start(), 10).unwrap();
+        assert_eq!(page.keys, vec!["k".to_owned(), "k2".to_owned()]);
+        assert_eq!(store.clear("k2"), 1);
+        assert_eq!(store.len(), 1);
     }
 
     #[test]

@@ -21,7 +21,6 @@
 use std::time::Duration;
 
 use backend_memory::{MemoryStore, MemoryStoreBuilder};
-use bytes::Bytes;
 use cache_core::{Error, ErrorKind, KeyTtl, Limits, MAX_TTL, ScanCursor, SetOptions};
 use wasm_bindgen::prelude::*;
 
@@ -194,9 +193,11 @@ impl RawCache {
         if val_len > self.val_buf.len() {
             return self.fail_with(ERR_INVALID_ARGUMENT, "value length beyond the value buffer");
         }
-        let value = Bytes::copy_from_slice(&self.val_buf[..val_len]);
+        let value = &self.val_buf[..val_len];
         let result = match self.key(key_len) {
-            Ok(key) => self.store.set(key, value, SetOptions::new().maybe_ttl(ttl)),
+            Ok(key) => self
+                .store
+                .set_slice(key, value, SetOptions::new().maybe_ttl(ttl)),
             Err(message) => return self.fail_with(ERR_INVALID_KEY, message),
         };
         match result {
