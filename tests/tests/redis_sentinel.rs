@@ -68,16 +68,18 @@ fn store_follows_the_master_after_a_failover() {
         let replica = redis::Client::open(("127.0.0.1", replica_port)).unwrap();
         let mut replica = replica.get_multiplexed_async_connection().await.unwrap();
         let replicated = Instant::now();
-        while redis::cmd("EXISTS")
-            .arg(format!("{prefix}before"))
-            .query_async::<u32>(&mut replica)
-            .await
-            .unwrap()
-            == 0
-        {
+        loop {
+            // The replica answers LOADING while it takes its first copy of the data set.
+            let exists: redis::RedisResult<u32> = redis::cmd("EXISTS")
+                .arg(format!("{prefix}before"))
+                .query_async(&mut replica)
+                .await;
+            if exists == Ok(1) {
+                break;
+            }
             assert!(
                 replicated.elapsed() < Duration::from_secs(10),
-                "the replica never synced"
+                "the replica never synced: {exists:?}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
