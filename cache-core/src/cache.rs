@@ -1,6 +1,5 @@
 //! The typed facade: [`Cache`], built with [`CacheBuilder`].
 
-use std::any::type_name;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
@@ -13,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::single_flight::{Role, SingleFlight};
 use crate::stats::StatsCounters;
-use crate::{CacheStats, CacheStore, Codec, Error, ErrorKind, Json, Result, SetOptions};
+use crate::{CacheStats, CacheStore, Codec, Error, Json, Result, SetOptions};
 
 /// A typed cache over any [`CacheStore`]: a namespace, a default TTL and a [`Codec`].
 ///
@@ -363,13 +362,7 @@ impl<C: Codec> Cache<C> {
     {
         StatsCounters::add(&self.inner.stats.loader_runs, 1);
         tracing::debug!(key = full, "cache loader running");
-        let value = loader().await.map_err(|e| {
-            Error::new(
-                ErrorKind::Loader,
-                format!("loader for key {} failed", crate::limits::preview(key)),
-            )
-            .with_source(e)
-        })?;
+        let value = loader().await.map_err(|e| Error::loader_failed(key, e))?;
         let bytes = self.encode(key, &value)?;
         let ttl = ttl.or(self.inner.default_ttl);
         self.inner
@@ -381,44 +374,15 @@ impl<C: Codec> Cache<C> {
     }
 
     fn full_key(&self, key: &str) -> String {
-        let mut full = String::with_capacity(self.inner.prefix.len() + key.len());
-        full.push_str(&self.inner.prefix);
-        full.push_str(key);
-        full
+        crate::codec::prefixed(&self.inner.prefix, key)
     }
 
     fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Bytes> {
-        self.inner
-            .codec
-            .encode(value)
-            .map(Bytes::from)
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Codec,
-                    format!(
-                        "cannot encode a `{}` as {} for key {}",
-                        type_name::<T>(),
-                        C::NAME,
-                        crate::limits::preview(key)
-                    ),
-                )
-                .with_source(e)
-            })
+        crate::codec::encode_for(&self.inner.codec, key, value)
     }
 
     fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {
-        self.inner.codec.decode(bytes).map_err(|e| {
-            Error::new(
-                ErrorKind::Codec,
-                format!(
-                    "the {} value stored at key {} is not a valid `{}`",
-                    C::NAME,
-                    crate::limits::preview(key),
-                    type_name::<T>()
-                ),
-            )
-            .with_source(e)
-        })
+        crate::codec::decode_for(&self.inner.codec, key, bytes)
     }
 
     fn count_lookups(&self, hits: u64, misses: u64) {

@@ -1,11 +1,16 @@
 //! How the typed [`Cache`](crate::Cache) turns values into bytes: JSON by default, MessagePack behind
 //! the `msgpack` feature.
 
+use std::any::type_name;
 use std::error::Error as StdError;
 use std::fmt::Debug;
 
+use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::limits::preview;
+use crate::{Error, ErrorKind, Result};
 
 /// The error a codec reports; the facade wraps it with the key and the Rust type.
 pub type CodecError = Box<dyn StdError + Send + Sync>;
@@ -55,4 +60,47 @@ impl Codec for MsgPack {
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         Ok(rmp_serde::from_slice(bytes)?)
     }
+}
+
+/// Encodes `value` for `key`; a failure is an [`ErrorKind::Codec`] error naming the key and the type.
+pub(crate) fn encode_for<C: Codec, T: Serialize + ?Sized>(
+    codec: &C,
+    key: &str,
+    value: &T,
+) -> Result<Bytes> {
+    codec.encode(value).map(Bytes::from).map_err(|e| {
+        let message = format!(
+            "cannot encode a `{}` as {} for key {}",
+            type_name::<T>(),
+            C::NAME,
+            preview(key)
+        );
+        Error::new(ErrorKind::Codec, message).with_source(e)
+    })
+}
+
+/// Decodes the bytes stored at `key`; a failure is an [`ErrorKind::Codec`] error naming the key and
+/// the type that was expected.
+pub(crate) fn decode_for<C: Codec, T: DeserializeOwned>(
+    codec: &C,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T> {
+    codec.decode(bytes).map_err(|e| {
+        let message = format!(
+            "the {} value stored at key {} is not a valid `{}`",
+            C::NAME,
+            preview(key),
+            type_name::<T>()
+        );
+        Error::new(ErrorKind::Codec, message).with_source(e)
+    })
+}
+
+/// `prefix` followed by `key`, in one allocation.
+pub(crate) fn prefixed(prefix: &str, key: &str) -> String {
+    let mut full = String::with_capacity(prefix.len() + key.len());
+    full.push_str(prefix);
+    full.push_str(key);
+    full
 }

@@ -121,6 +121,18 @@ impl Error {
     pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::InvalidArgument, message)
     }
+
+    /// The [`ErrorKind::Loader`] error handed to every caller of a failed load of `key`.
+    pub(crate) fn loader_failed(
+        key: &str,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Self {
+        Error::new(
+            ErrorKind::Loader,
+            format!("loader for key {} failed", crate::limits::preview(key)),
+        )
+        .with_source(source)
+    }
 }
 
 impl fmt::Debug for Error {

@@ -1,6 +1,5 @@
 //! [`TieredCache`]: a local L1 in front of a shared L2, coherent across instances.
 
-use std::any::type_name;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
@@ -838,13 +837,7 @@ impl<C: Codec> TieredCache<C> {
         let bytes = self
             .core
             .get_or_load(&self.full_key(key), ttl, || async {
-                let value = loader().await.map_err(|e| {
-                    Error::new(
-                        ErrorKind::Loader,
-                        format!("loader for key {} failed", crate::limits::preview(key)),
-                    )
-                    .with_source(e)
-                })?;
+                let value = loader().await.map_err(|e| Error::loader_failed(key, e))?;
                 self.encode(key, &value)
             })
             .await?;
@@ -852,39 +845,14 @@ impl<C: Codec> TieredCache<C> {
     }
 
     fn full_key(&self, key: &str) -> String {
-        let mut full = String::with_capacity(self.core.prefix.len() + key.len());
-        full.push_str(&self.core.prefix);
-        full.push_str(key);
-        full
+        crate::codec::prefixed(&self.core.prefix, key)
     }
 
     fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Bytes> {
-        self.codec.encode(value).map(Bytes::from).map_err(|e| {
-            Error::new(
-                ErrorKind::Codec,
-                format!(
-                    "cannot encode a `{}` as {} for key {}",
-                    type_name::<T>(),
-                    C::NAME,
-                    crate::limits::preview(key)
-                ),
-            )
-            .with_source(e)
-        })
+        crate::codec::encode_for(&*self.codec, key, value)
     }
 
     fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {
-        self.codec.decode(bytes).map_err(|e| {
-            Error::new(
-                ErrorKind::Codec,
-                format!(
-                    "the {} value stored at key {} is not a valid `{}`",
-                    C::NAME,
-                    crate::limits::preview(key),
-                    type_name::<T>()
-                ),
-            )
-            .with_source(e)
-        })
+        crate::codec::decode_for(&*self.codec, key, bytes)
     }
 }
