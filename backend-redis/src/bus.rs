@@ -8,13 +8,11 @@ use async_trait::async_trait;
 use cache_core::{BusEvent, Error, ErrorKind, Invalidation, InvalidationBus, Result};
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
+use redis::Client;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{
-    Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo,
-    TlsCertificates,
-};
 
 use crate::config::{NodeAddr, RedisConfig, RedisMode};
+use crate::conn::{client_for, install_crypto_provider};
 use crate::error::map_redis_error;
 
 /// Carries invalidations between [`TieredCache`](cache_core::TieredCache) instances over a Redis
@@ -228,61 +226,4 @@ fn jitter() -> f64 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     f64::from(nanos % 1_000) / 1_000.0
-}
-
-fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
-fn client_for(config: &RedisConfig, node: &NodeAddr, db: i64) -> Result<Client> {
-    let addr = if config.tls {
-        ConnectionAddr::TcpTls {
-            host: node.host.clone(),
-            port: node.port,
-            insecure: false,
-            tls_params: None,
-        }
-    } else {
-        ConnectionAddr::Tcp(node.host.clone(), node.port)
-    };
-    let mut settings = RedisConnectionInfo::default().set_db(db);
-    if let Some(user) = &config.username {
-        settings = settings.set_username(user);
-    }
-    if let Some(password) = &config.password {
-        settings = settings.set_password(password);
-    }
-    let info = addr
-        .into_connection_info()
-        .map_err(|e| map_redis_error(e, "connect", None))?
-        .set_redis_settings(settings);
-    let tls = &config.tls_config;
-    let client = if config.tls && (tls.ca_cert_pem.is_some() || tls.client_cert_pem.is_some()) {
-        let certs = TlsCertificates {
-            client_tls: tls
-                .client_cert_pem
-                .as_ref()
-                .map(|(cert, key)| ClientTlsConfig {
-                    client_cert: cert.clone(),
-                    client_key: key.clone(),
-                }),
-            root_cert: tls.ca_cert_pem.clone(),
-        };
-        Client::build_with_tls(info, certs)
-    } else {
-        Client::open(info)
-    };
-    client.map_err(|e| {
-        Error::new(
-            ErrorKind::Config,
-            format!(
-                "cannot use the settings for {node}: {}",
-                e.detail().unwrap_or("")
-            ),
-        )
-        .with_source(e)
-    })
 }

@@ -60,7 +60,7 @@ impl ConnectionLike for Conn {
 }
 
 /// Installs the ring crypto provider for rustls once; redis' rustls feature brings none.
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // Fails only if the application already installed one, which is fine.
@@ -113,8 +113,9 @@ fn certificates(config: &RedisConfig) -> Option<TlsCertificates> {
     })
 }
 
-fn client_for(config: &RedisConfig, node: &NodeAddr) -> Result<Client> {
-    let info = node_info(config, node, config.db)?;
+/// A client for one node, with the config's credentials, TLS settings and `db`.
+pub(crate) fn client_for(config: &RedisConfig, node: &NodeAddr, db: i64) -> Result<Client> {
+    let info = node_info(config, node, db)?;
     let client = match certificates(config) {
         Some(certs) => Client::build_with_tls(info, certs),
         None => Client::open(info),
@@ -152,7 +153,7 @@ pub(crate) async fn connect(config: &RedisConfig) -> Result<Conn> {
     }
     match &config.mode {
         RedisMode::Standalone(node) => {
-            let client = client_for(config, node)?;
+            let client = client_for(config, node, config.db)?;
             let manager = ConnectionManager::new_with_config(client, manager_config(config))
                 .await
                 .map_err(|e| map_redis_error(e, &format!("connect to {node}"), None))?;
@@ -209,7 +210,7 @@ const RESOLVE_INTERVAL: Duration = Duration::from_millis(100);
 impl SentinelConn {
     async fn connect(config: &RedisConfig) -> Result<Self> {
         let addr = resolve_master(config).await?;
-        let client = client_for(config, &addr)?;
+        let client = client_for(config, &addr, config.db)?;
         let manager = ConnectionManager::new_with_config(client, manager_config(config))
             .await
             .map_err(|e| map_redis_error(e, &format!("connect to master {addr}"), None))?;
@@ -320,7 +321,7 @@ impl SentinelState {
 
     /// Points every later command at the master at `addr`.
     fn install(&self, addr: NodeAddr) {
-        let Ok(client) = client_for(&self.config, &addr) else {
+        let Ok(client) = client_for(&self.config, &addr, self.config.db) else {
             return;
         };
         let Ok(manager) =
