@@ -55,8 +55,9 @@ struct Inner {
 
 struct ShardCell {
     shard: RwLock<Shard>,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    /// On a cache line of their own: every read bumps one, and the lock word is contended enough.
+    hits: CachePadded<AtomicU64>,
+    misses: CachePadded<AtomicU64>,
 }
 
 /// A snapshot of a [`MemoryStore`]'s counters.
@@ -167,8 +168,8 @@ impl MemoryStore {
             .map(|_| {
                 CachePadded::new(ShardCell {
                     shard: RwLock::new(Shard::new(per_shard_entries, shard_max_bytes)),
-                    hits: AtomicU64::new(0),
-                    misses: AtomicU64::new(0),
+                    hits: CachePadded::new(AtomicU64::new(0)),
+                    misses: CachePadded::new(AtomicU64::new(0)),
                 })
             })
             .collect();
