@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use backend_memory::MemoryStore;
 use backend_redis::{RedisBus, RedisConfig, RedisStore};
 use cache_core::TieredCache;
-use support::redis::{Launcher, Server, base_args, free_port, wait_for_ping, with_test_settings};
+use support::redis::{Launcher, base_args, free_port, wait_for_ping, with_test_settings};
 
 async fn store() -> RedisStore {
     support::redis::standalone().await.redis_store().clone()
@@ -103,13 +103,7 @@ fn tiered_reads_of_cached_keys_survive_killing_redis_under_load() {
             .collect();
         tokio::time::sleep(Duration::from_millis(300)).await;
 
-        match &mut server {
-            Server::Container(c) => c.stop_with_timeout(Some(0)).await.expect("stop container"),
-            Server::Process(child) => {
-                child.kill().expect("kill redis-server");
-                child.wait().expect("reap redis-server");
-            }
-        }
+        server.stop().await;
         let ok_before = reads.ok.load(Ordering::Relaxed);
         let down_at = Instant::now();
         tokio::time::sleep(Duration::from_millis(2_000)).await;
@@ -134,16 +128,7 @@ fn tiered_reads_of_cached_keys_survive_killing_redis_under_load() {
         assert!(cache.set("key0", &0).await.is_err());
 
         // Redis comes back (empty): after the open period, writes go through again.
-        match &mut server {
-            Server::Container(c) => c.start().await.expect("restart container"),
-            Server::Process(child) => {
-                *child = std::process::Command::new("redis-server")
-                    .args(base_args(port))
-                    .stdout(std::process::Stdio::null())
-                    .spawn()
-                    .expect("respawn redis-server");
-            }
-        }
+        server.restart(port).await;
         wait_for_ping(port).await;
         let back_at = Instant::now();
         while cache.set("key0", &0).await.is_err() {
@@ -155,10 +140,7 @@ fn tiered_reads_of_cached_keys_survive_killing_redis_under_load() {
         }
         assert_eq!(cache.get::<usize>("key0").await.unwrap(), Some(0));
         assert!(!cache.is_l2_circuit_open());
-        if let Server::Process(child) = &mut server {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        server.kill();
     })
 }
 
@@ -234,9 +216,6 @@ fn redis_bus_reconnects_and_the_l1_is_cleared() {
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        if let Server::Process(child) = &mut server {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        server.kill();
     })
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use backend_redis::{RedisConfig, RedisStore};
 use bytes::Bytes;
 use cache_core::{CacheStore, ErrorKind, SetOptions};
-use support::redis::{Launcher, Server, base_args, free_port, wait_for_ping, with_test_settings};
+use support::redis::{Launcher, base_args, free_port, wait_for_ping, with_test_settings};
 
 const TASKS: usize = 16;
 const KEYS_PER_TASK: usize = 50;
@@ -99,13 +99,7 @@ fn store_recovers_after_redis_restarts_under_load() {
         tokio::time::sleep(Duration::from_millis(300)).await;
 
         // Down: stop the server and keep the load running against nothing.
-        match &mut server {
-            Server::Container(c) => c.stop_with_timeout(Some(0)).await.expect("stop container"),
-            Server::Process(child) => {
-                child.kill().expect("kill redis-server");
-                child.wait().expect("reap redis-server");
-            }
-        }
+        server.stop().await;
         let down_at = Instant::now();
         tokio::time::sleep(Duration::from_millis(1500)).await;
         // A call made while down fails fast and says retrying can help.
@@ -119,16 +113,7 @@ fn store_recovers_after_redis_restarts_under_load() {
         );
 
         // Back: same port, empty data set.
-        match &mut server {
-            Server::Container(c) => c.start().await.expect("restart container"),
-            Server::Process(child) => {
-                *child = std::process::Command::new("redis-server")
-                    .args(base_args(port))
-                    .stdout(std::process::Stdio::null())
-                    .spawn()
-                    .expect("respawn redis-server");
-            }
-        }
+        server.restart(port).await;
         wait_for_ping(port).await;
         let back_at = Instant::now();
         let mut recovered = None;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use backend_redis::{NodeAddr, RedisConfig, RedisStore};
 use bytes::Bytes;
 use cache_core::{CacheStore, SetOptions};
-use support::redis::{Launcher, MASTER_NAME, base_args, free_port, tmp_path, wait_for_ping};
+use support::redis::{Launcher, MASTER_NAME, base_args, free_port, launch_sentinel, wait_for_ping};
 
 async fn redis_sentinel() -> support::redis::RedisFixture {
     support::redis::sentinel().await
@@ -22,7 +22,7 @@ cache_conformance::conformance_tests!(redis_sentinel);
 fn store_follows_the_master_after_a_failover() {
     cache_conformance::block_on(async {
         let launcher = Launcher::detect();
-        let (master_port, replica_port, sentinel_port) = (free_port(), free_port(), free_port());
+        let (master_port, replica_port) = (free_port(), free_port());
         let ready = "Ready to accept connections";
         let _master = launcher.start(&base_args(master_port), &[], ready).await;
         let mut replica_args = base_args(replica_port);
@@ -34,21 +34,7 @@ fn store_follows_the_master_after_a_failover() {
         let _replica = launcher.start(&replica_args, &[], ready).await;
         wait_for_ping(master_port).await;
         wait_for_ping(replica_port).await;
-        let conf_path = tmp_path(&format!("failover-sentinel-{sentinel_port}.conf"));
-        let conf = format!(
-            "port {sentinel_port}\nbind 127.0.0.1\ndir /tmp\n\
-             sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 1\n\
-             sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
-             sentinel failover-timeout {MASTER_NAME} 5000\n"
-        );
-        let _sentinel = launcher
-            .start(
-                &[conf_path.clone(), "--sentinel".to_owned()],
-                &[(conf_path, conf.into_bytes())],
-                "+monitor master",
-            )
-            .await;
-        wait_for_ping(sentinel_port).await;
+        let (_sentinel, sentinel_port) = launch_sentinel(&launcher, master_port).await;
 
         let config = RedisConfig::builder()
             .sentinel([NodeAddr::new("127.0.0.1", sentinel_port)], MASTER_NAME)

@@ -85,6 +85,63 @@ pub(crate) enum Server {
     Process(Child),
 }
 
+impl Server {
+    /// Stops the server at once, as if it died.
+    pub(crate) async fn stop(&mut self) {
+        match self {
+            Server::Container(c) => c.stop_with_timeout(Some(0)).await.expect("stop container"),
+            Server::Process(child) => {
+                child.kill().expect("kill redis-server");
+                child.wait().expect("reap redis-server");
+            }
+        }
+    }
+
+    /// Starts a stopped server again on the same `port`, with an empty data set.
+    pub(crate) async fn restart(&mut self, port: u16) {
+        match self {
+            Server::Container(c) => c.start().await.expect("restart container"),
+            Server::Process(child) => {
+                *child = Command::new("redis-server")
+                    .args(base_args(port))
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("respawn redis-server");
+            }
+        }
+    }
+
+    /// Ends a process server now; a container is removed when dropped.
+    pub(crate) fn kill(&mut self) {
+        if let Server::Process(child) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts a Sentinel on a free port that monitors the master on `master_port` as [`MASTER_NAME`]
+/// (quorum 1, down after 1 s), and waits until it answers.
+pub(crate) async fn launch_sentinel(launcher: &Launcher, master_port: u16) -> (Server, u16) {
+    let sentinel_port = free_port();
+    let conf_path = tmp_path(&format!("sentinel-{sentinel_port}.conf"));
+    let conf = format!(
+        "port {sentinel_port}\nbind 127.0.0.1\ndir /tmp\n\
+         sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 1\n\
+         sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+         sentinel failover-timeout {MASTER_NAME} 5000\n"
+    );
+    let sentinel = launcher
+        .start(
+            &[conf_path.clone(), "--sentinel".to_owned()],
+            &[(conf_path, conf.into_bytes())],
+            "+monitor master",
+        )
+        .await;
+    wait_for_ping(sentinel_port).await;
+    (sentinel, sentinel_port)
+}
+
 type EnvFuture = Pin<Box<dyn Future<Output = Env> + Send>>;
 
 /// Starts `Env` once per process, on a runtime that outlives every test's own runtime.
@@ -742,22 +799,7 @@ fn start_sentinel(launcher: Launcher) -> EnvFuture {
             .start(&base_args(master_port), &[], "Ready to accept connections")
             .await;
         wait_for_ping(master_port).await;
-        let sentinel_port = free_port();
-        let conf_path = tmp_path(&format!("sentinel-{sentinel_port}.conf"));
-        let conf = format!(
-            "port {sentinel_port}\nbind 127.0.0.1\ndir /tmp\n\
-             sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 1\n\
-             sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
-             sentinel failover-timeout {MASTER_NAME} 5000\n"
-        );
-        let sentinel = launcher
-            .start(
-                &[conf_path.clone(), "--sentinel".to_owned()],
-                &[(conf_path, conf.into_bytes())],
-                "+monitor master",
-            )
-            .await;
-        wait_for_ping(sentinel_port).await;
+        let (sentinel, sentinel_port) = launch_sentinel(&launcher, master_port).await;
         let config = RedisConfig::builder()
             .sentinel([NodeAddr::new("127.0.0.1", sentinel_port)], MASTER_NAME)
             .build()
