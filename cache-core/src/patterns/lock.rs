@@ -75,20 +75,14 @@ impl fmt::Debug for LockManager {
 /// Builds a [`LockManager`]. Start with [`LockManager::builder`].
 #[must_use]
 pub struct LockManagerBuilder {
-    store: Arc<dyn CacheStore>,
-    namespace: String,
-    lease: Duration,
-    backoff_min: Duration,
-    backoff_max: Duration,
-    sleeper: Option<Arc<dyn Sleeper>>,
-    clock: Arc<dyn Clock>,
+    inner: Inner,
 }
 
 impl fmt::Debug for LockManagerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockManagerBuilder")
-            .field("namespace", &self.namespace)
-            .field("lease", &self.lease)
+            .field("namespace", &self.inner.namespace)
+            .field("lease", &self.inner.lease)
             .finish_non_exhaustive()
     }
 }
@@ -97,13 +91,15 @@ impl LockManager {
     /// A builder over `store` with the defaults listed on each setter.
     pub fn builder(store: impl IntoStore) -> LockManagerBuilder {
         LockManagerBuilder {
-            store: store.into_store(),
-            namespace: "lock".into(),
-            lease: Duration::from_secs(30),
-            backoff_min: Duration::from_millis(2),
-            backoff_max: Duration::from_millis(200),
-            sleeper: None,
-            clock: Arc::new(SystemClock::new()),
+            inner: Inner {
+                store: store.into_store(),
+                namespace: "lock".into(),
+                lease: Duration::from_secs(30),
+                backoff_min: Duration::from_millis(2),
+                backoff_max: Duration::from_millis(200),
+                sleeper: None,
+                clock: Arc::new(SystemClock::new()),
+            },
         }
     }
 }
@@ -111,13 +107,13 @@ impl LockManager {
 impl LockManagerBuilder {
     /// The prefix of lock keys. Default: `"lock"`.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = namespace.into();
+        self.inner.namespace = namespace.into();
         self
     }
 
     /// How long a lease lasts unless released or extended. Default: 30 s.
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
+        self.inner.lease = lease;
         self
     }
 
@@ -125,37 +121,29 @@ impl LockManagerBuilder {
     /// random time up to the current bound, which doubles after every failed attempt. Default: 2 ms and
     /// 200 ms.
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.backoff_min = min;
-        self.backoff_max = max.max(min);
+        self.inner.backoff_min = min;
+        self.inner.backoff_max = max.max(min);
         self
     }
 
     /// What [`LockManager::acquire`] waits with, e.g. `tokio::time::sleep`. Default: none, and
     /// `acquire` with a non-zero timeout fails with [`ErrorKind::Config`].
     pub fn sleeper(mut self, sleeper: impl Sleeper + 'static) -> Self {
-        self.sleeper = Some(Arc::new(sleeper));
+        self.inner.sleeper = Some(Arc::new(sleeper));
         self
     }
 
     /// The clock that measures `acquire`'s timeout. Default: [`SystemClock`].
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Arc::new(clock);
+        self.inner.clock = Arc::new(clock);
         self
     }
 
     /// Builds the manager; fails if the lease is not a valid TTL.
     pub fn try_build(self) -> Result<LockManager> {
-        crate::ttl_millis(self.lease)?;
+        crate::ttl_millis(self.inner.lease)?;
         Ok(LockManager {
-            inner: Arc::new(Inner {
-                store: self.store,
-                namespace: self.namespace,
-                lease: self.lease,
-                backoff_min: self.backoff_min,
-                backoff_max: self.backoff_max,
-                sleeper: self.sleeper,
-                clock: self.clock,
-            }),
+            inner: Arc::new(self.inner),
         })
     }
 

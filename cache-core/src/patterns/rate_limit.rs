@@ -93,21 +93,16 @@ impl fmt::Debug for RateLimiter {
 /// Builds a [`RateLimiter`]. Start with [`RateLimiter::builder`].
 #[must_use]
 pub struct RateLimiterBuilder {
-    store: Arc<dyn CacheStore>,
-    namespace: String,
-    limit: u64,
-    period: Duration,
-    algorithm: RateLimitAlgorithm,
-    clock: Arc<dyn Clock>,
+    inner: Inner,
 }
 
 impl fmt::Debug for RateLimiterBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimiterBuilder")
-            .field("namespace", &self.namespace)
-            .field("limit", &self.limit)
-            .field("period", &self.period)
-            .field("algorithm", &self.algorithm)
+            .field("namespace", &self.inner.namespace)
+            .field("limit", &self.inner.limit)
+            .field("period", &self.inner.period)
+            .field("algorithm", &self.inner.algorithm)
             .finish_non_exhaustive()
     }
 }
@@ -116,12 +111,14 @@ impl RateLimiter {
     /// A builder over `store`: 100 requests per second, fixed window, namespace `"rl"`.
     pub fn builder(store: impl IntoStore) -> RateLimiterBuilder {
         RateLimiterBuilder {
-            store: store.into_store(),
-            namespace: "rl".into(),
-            limit: 100,
-            period: Duration::from_secs(1),
-            algorithm: RateLimitAlgorithm::default(),
-            clock: Arc::new(WallClock),
+            inner: Inner {
+                store: store.into_store(),
+                namespace: "rl".into(),
+                limit: 100,
+                period: Duration::from_secs(1),
+                algorithm: RateLimitAlgorithm::default(),
+                clock: Arc::new(WallClock),
+            },
         }
     }
 }
@@ -129,56 +126,49 @@ impl RateLimiter {
 impl RateLimiterBuilder {
     /// The prefix of state keys. Default: `"rl"`.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = namespace.into();
+        self.inner.namespace = namespace.into();
         self
     }
 
     /// Requests admitted per period. Default: 100.
     pub fn limit(mut self, limit: u64) -> Self {
-        self.limit = limit;
+        self.inner.limit = limit;
         self
     }
 
     /// The period (window length) the limit applies to. Default: 1 s.
     pub fn period(mut self, period: Duration) -> Self {
-        self.period = period;
+        self.inner.period = period;
         self
     }
 
     /// How requests are counted. Default: [`RateLimitAlgorithm::FixedWindow`].
     pub fn algorithm(mut self, algorithm: RateLimitAlgorithm) -> Self {
-        self.algorithm = algorithm;
+        self.inner.algorithm = algorithm;
         self
     }
 
     /// The clock of the GCRA algorithm (the fixed window uses the store's TTLs instead). It must have
     /// the same origin on every instance. Default: [`WallClock`].
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Arc::new(clock);
+        self.inner.clock = Arc::new(clock);
         self
     }
 
     /// Builds the limiter; fails if the limit is zero or the period is not a valid TTL.
     pub fn try_build(self) -> Result<RateLimiter> {
-        crate::ttl_millis(self.period)?;
-        if self.limit == 0 || self.limit > i64::MAX as u64 {
+        crate::ttl_millis(self.inner.period)?;
+        if self.inner.limit == 0 || self.inner.limit > i64::MAX as u64 {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 format!(
                     "rate limit must be between 1 and i64::MAX, got {}",
-                    self.limit
+                    self.inner.limit
                 ),
             ));
         }
         Ok(RateLimiter {
-            inner: Arc::new(Inner {
-                store: self.store,
-                namespace: self.namespace,
-                limit: self.limit,
-                period: self.period,
-                algorithm: self.algorithm,
-                clock: self.clock,
-            }),
+            inner: Arc::new(self.inner),
         })
     }
 
