@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use backend_memory::MemoryStore;
 use backend_redis::{RedisBus, RedisConfig, RedisStore};
 use cache_core::TieredCache;
-use support::redis::{Launcher, base_args, free_port, wait_for_ping, with_test_settings};
+use support::redis::{Launcher, launch_standalone, with_test_settings};
 
 async fn store() -> RedisStore {
     support::redis::standalone().await.redis_store().clone()
@@ -58,11 +58,7 @@ struct Reads {
 fn tiered_reads_of_cached_keys_survive_killing_redis_under_load() {
     cache_conformance::block_on(async {
         let launcher = Launcher::detect();
-        let port = free_port();
-        let mut server = launcher
-            .start(&base_args(port), &[], "Ready to accept connections")
-            .await;
-        wait_for_ping(port).await;
+        let (mut server, port) = launch_standalone(&launcher).await;
         let config = RedisConfig::builder()
             .standalone("127.0.0.1", port)
             .command_timeout(Duration::from_millis(300))
@@ -129,7 +125,6 @@ fn tiered_reads_of_cached_keys_survive_killing_redis_under_load() {
 
         // Redis comes back (empty): after the open period, writes go through again.
         server.restart(port).await;
-        wait_for_ping(port).await;
         let back_at = Instant::now();
         while cache.set("key0", &0).await.is_err() {
             assert!(
@@ -150,11 +145,7 @@ fn tiered_reads_of_cached_keys_survive_killing_redis_under_load() {
 fn redis_bus_reconnects_and_the_l1_is_cleared() {
     cache_conformance::block_on(async {
         let launcher = Launcher::detect();
-        let port = free_port();
-        let mut server = launcher
-            .start(&base_args(port), &[], "Ready to accept connections")
-            .await;
-        wait_for_ping(port).await;
+        let (mut server, port) = launch_standalone(&launcher).await;
         let config = with_test_settings(
             RedisConfig::builder()
                 .standalone("127.0.0.1", port)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use backend_redis::{RedisConfig, RedisStore};
 use bytes::Bytes;
 use cache_core::{CacheStore, ErrorKind, SetOptions};
-use support::redis::{Launcher, base_args, free_port, wait_for_ping, with_test_settings};
+use support::redis::{Launcher, launch_standalone, with_test_settings};
 
 const TASKS: usize = 16;
 const KEYS_PER_TASK: usize = 50;
@@ -77,11 +77,7 @@ async fn load(
 fn store_recovers_after_redis_restarts_under_load() {
     cache_conformance::block_on(async {
         let launcher = Launcher::detect();
-        let port = free_port();
-        let mut server = launcher
-            .start(&base_args(port), &[], "Ready to accept connections")
-            .await;
-        wait_for_ping(port).await;
+        let (mut server, port) = launch_standalone(&launcher).await;
         let config = RedisConfig::builder()
             .standalone("127.0.0.1", port)
             .command_timeout(COMMAND_TIMEOUT)
@@ -114,7 +110,6 @@ fn store_recovers_after_redis_restarts_under_load() {
 
         // Back: same port, empty data set.
         server.restart(port).await;
-        wait_for_ping(port).await;
         let back_at = Instant::now();
         let mut recovered = None;
         while back_at.elapsed() < Duration::from_secs(5) {

@@ -97,7 +97,8 @@ impl Server {
         }
     }
 
-    /// Starts a stopped server again on the same `port`, with an empty data set.
+    /// Starts a stopped server again on the same `port`, with an empty data set, and waits until it
+    /// answers.
     pub(crate) async fn restart(&mut self, port: u16) {
         match self {
             Server::Container(c) => c.start().await.expect("restart container"),
@@ -109,6 +110,7 @@ impl Server {
                     .expect("respawn redis-server");
             }
         }
+        wait_for_ping(port).await;
     }
 
     /// Ends a process server now; a container is removed when dropped.
@@ -118,6 +120,28 @@ impl Server {
             let _ = child.wait();
         }
     }
+}
+
+/// Starts a plain standalone server on a free port and waits until it answers.
+pub(crate) async fn launch_standalone(launcher: &Launcher) -> (Server, u16) {
+    let port = free_port();
+    let server = launcher
+        .start(&base_args(port), &[], "Ready to accept connections")
+        .await;
+    wait_for_ping(port).await;
+    (server, port)
+}
+
+/// Waits until a store connects with `config` (servers that refuse anonymous PINGs); panics
+/// naming `what` after 5 s.
+async fn wait_for_store(config: &RedisConfig, what: &str) {
+    for _ in 0..100 {
+        if RedisStore::connect(config.clone()).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} never accepted a connection");
 }
 
 /// Starts a Sentinel on a free port that monitors the master on `master_port` as [`MASTER_NAME`]
@@ -482,11 +506,7 @@ pub(crate) async fn wait_for_ping(port: u16) {
 
 fn start_standalone(launcher: Launcher) -> EnvFuture {
     Box::pin(async move {
-        let port = free_port();
-        let server = launcher
-            .start(&base_args(port), &[], "Ready to accept connections")
-            .await;
-        wait_for_ping(port).await;
+        let (server, port) = launch_standalone(&launcher).await;
         let config = RedisConfig::builder()
             .standalone("127.0.0.1", port)
             .build()
@@ -633,18 +653,11 @@ fn start_acl(launcher: Launcher) -> EnvFuture {
             .build()
             .expect("a valid config");
         // The default user is off, so wait by connecting as the ACL user.
-        let mut ready = false;
-        for _ in 0..100 {
-            if RedisStore::connect(config.clone()).await.is_ok() {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(
-            ready,
-            "the ACL server on port {port} never accepted {ACL_USER}"
-        );
+        wait_for_store(
+            &config,
+            &format!("the ACL server on port {port}, as {ACL_USER},"),
+        )
+        .await;
         Env {
             config,
             _servers: vec![server],
@@ -764,18 +777,7 @@ fn start_tls(launcher: Launcher) -> EnvFuture {
             .tls_client_cert_pem(read("client.crt"), read("client.key"))
             .build()
             .expect("a valid config");
-        let mut ready = false;
-        for _ in 0..100 {
-            if RedisStore::connect(config.clone()).await.is_ok() {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(
-            ready,
-            "the TLS server on port {port} never accepted a connection"
-        );
+        wait_for_store(&config, &format!("the TLS server on port {port}")).await;
         Env {
             config,
             _servers: vec![server],
