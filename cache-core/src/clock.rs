@@ -10,6 +10,15 @@ use std::time::Duration;
 pub trait Clock: Send + Sync + Debug {
     /// Milliseconds since this clock's origin. Never goes backwards.
     fn now_millis(&self) -> u64;
+
+    /// Milliseconds since the Unix epoch: for deadlines that other processes read, such as the expiry
+    /// a [`TieredCache`](crate::TieredCache) stamps on its L2 values. Default: the wall clock
+    /// (`web_time::SystemTime`, which works on wasm32 too).
+    fn unix_millis(&self) -> u64 {
+        web_time::SystemTime::now()
+            .duration_since(web_time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64)
+    }
 }
 
 /// Real time: `web_time::Instant`, which is `std`'s on native and `performance.now()` on wasm32.
@@ -70,5 +79,10 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_millis(&self) -> u64 {
         self.millis.load(Ordering::SeqCst)
+    }
+
+    /// The same hand-moved time, so that tests control wall-clock deadlines too.
+    fn unix_millis(&self) -> u64 {
+        self.now_millis()
     }
 }

@@ -392,6 +392,49 @@ async fn reads_fill_l1_from_l2_without_outliving_l2() {
 }
 
 #[tokio::test]
+async fn the_expiry_stamp_keeps_another_instances_l1_copy_within_l2s_ttl() {
+    let clock = ManualClock::new();
+    let l2 = MemoryStore::builder().clock(clock.clone()).build();
+    let instance = || {
+        let l1 = MemoryStore::builder().clock(clock.clone()).build();
+        let cache = TieredCache::builder(l1.clone(), l2.clone())
+            .l1_ttl(Duration::from_secs(60))
+            .clock(clock.clone())
+            .build();
+        (cache, l1)
+    };
+    let ((writer, _), (reader, reader_l1)) = (instance(), instance());
+    writer
+        .set_with_ttl("k", &"v", Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(2));
+
+    assert_eq!(reader.get::<String>("k").await.unwrap().unwrap(), "v");
+    assert_eq!(reader.stats().l2_hits, 1);
+    match reader_l1.ttl("k").unwrap() {
+        KeyTtl::ExpiresIn(left) => assert!(left <= Duration::from_secs(3), "{left:?}"),
+        other => panic!("the L1 copy should expire with L2's: {other:?}"),
+    }
+    clock.advance(Duration::from_secs(3));
+    assert_eq!(reader.get::<String>("k").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn plain_l2_values_are_the_codecs_bytes() {
+    let (l1, l2) = (MemoryStore::new(), MemoryStore::new());
+    let cache = TieredCache::builder(l1, l2.clone())
+        .plain_l2_values()
+        .default_ttl(Duration::from_secs(30))
+        .build();
+    cache.set("k", &"lamp").await.unwrap();
+    assert_eq!(l2.get("k").unwrap().as_deref(), Some(&b"\"lamp\""[..]));
+    // A second instance reads it, asking L2 for the TTL.
+    let other = TieredCache::builder(MemoryStore::new(), l2).build();
+    assert_eq!(other.get::<String>("k").await.unwrap().unwrap(), "lamp");
+}
+
+#[tokio::test]
 async fn writes_and_deletes_go_to_both_tiers() {
     let (l1, l2) = (MemoryStore::new(), MemoryStore::new());
     let cache = TieredCache::builder(l1.clone(), l2.clone())
@@ -399,7 +442,9 @@ async fn writes_and_deletes_go_to_both_tiers() {
         .default_ttl(Duration::from_secs(30))
         .build();
     cache.set("1", &"lamp").await.unwrap();
-    assert_eq!(l2.get("p:1").unwrap().as_deref(), Some(&b"\"lamp\""[..]));
+    let stored = l2.get("p:1").unwrap().unwrap();
+    assert_eq!(&stored[..4], b"\xffTC\x01", "stamped with its expiry");
+    assert_eq!(&stored[12..], b"\"lamp\"");
     assert!(l1.get("p:1").unwrap().is_some());
     assert!(matches!(l2.ttl("p:1").unwrap(), KeyTtl::ExpiresIn(_)));
     assert_eq!(cache.get::<String>("1").await.unwrap().unwrap(), "lamp");
@@ -442,9 +487,9 @@ async fn concurrent_misses_run_the_loader_once_across_the_tier() {
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert_eq!(cache.stats().loader_runs, 1);
-    // One L2 read (get + ttl) and one L2 write for all 20 callers.
-    assert_eq!(l2.calls.load(Ordering::SeqCst), 3);
-    assert_eq!(l2.inner.get("slow").unwrap().as_deref(), Some(&b"7"[..]));
+    // One L2 read and one L2 write for all 20 callers.
+    assert_eq!(l2.calls.load(Ordering::SeqCst), 2);
+    assert!(l2.inner.get("slow").unwrap().unwrap().ends_with(b"7"));
 
     let err = cache
         .get_or_insert_with::<u32, _, _, _>("fails", None, || async {

@@ -29,8 +29,7 @@ use crate::{
 ///
 /// **Reads** try L1, then L2, then the loader (for
 /// [`get_or_insert_with`](Self::get_or_insert_with)). A value found in L2 is copied into L1 for at most
-/// [`l1_ttl`](TieredCacheBuilder::l1_ttl) and never longer than it has left in L2 (read with
-/// [`CacheStore::ttl`]). Concurrent misses of one key in one instance make one trip to L2 and run the
+/// [`l1_ttl`](TieredCacheBuilder::l1_ttl) and never longer than it has left in L2. Concurrent misses of one key in one instance make one trip to L2 and run the
 /// loader once (single-flight over the whole tier).
 ///
 /// **Writes and deletes** go to L2 first, then L1, then are announced on the
@@ -46,8 +45,14 @@ use crate::{
 /// [`circuit_breaker`](TieredCacheBuilder::circuit_breaker) failures in a row, L2 is not called at all
 /// for a while; then one probe call decides whether to resume.
 ///
-/// L1 entries are stored with an 8-byte header (their freshness deadline), so give the cache an L1
-/// store of its own.
+/// **Stored format.** L2 values start with a 12-byte stamp: 4 magic bytes (`FF 54 43 01`) and
+/// their expiry as Unix milliseconds (little-endian u64; `u64::MAX`: none). It tells an L2 hit how
+/// long the value has left, so a hit costs one `GET` instead of `GET` plus `PTTL`. Instances
+/// should have clocks in sync (NTP): an L1 copy may outlive L2's by the skew between them. Values
+/// without the stamp (written by other clients) are read too, with a `ttl` call to L2. Choose
+/// [`plain_l2_values`](TieredCacheBuilder::plain_l2_values) to write the codec's bytes unchanged,
+/// for other readers, at the cost of that second call on every L2 hit. L1 entries carry an 8-byte
+/// header (their freshness deadline), so give the cache an L1 store of its own.
 ///
 /// ```
 /// # futures::executor::block_on(async {
@@ -165,6 +170,7 @@ struct Core {
     clock: Arc<dyn Clock>,
     breaker: CircuitBreaker,
     bus: Option<Arc<dyn InvalidationBus>>,
+    stamp_l2_values: bool,
     /// Bumped before every L1 invalidation, so that a fill racing with one can undo itself.
     generation: AtomicU64,
     reads: SingleFlight<Result<Option<Bytes>>>,
@@ -187,6 +193,7 @@ pub struct TieredCacheBuilder<C: Codec = Json> {
     breaker_threshold: u32,
     breaker_open_for: Duration,
     bus: Option<Arc<dyn InvalidationBus>>,
+    stamp_l2_values: bool,
     codec: C,
 }
 
@@ -217,6 +224,7 @@ impl TieredCache<Json> {
             breaker_threshold: 5,
             breaker_open_for: Duration::from_secs(5),
             bus: None,
+            stamp_l2_values: true,
             codec: Json,
         }
     }
@@ -282,8 +290,16 @@ impl<C: Codec> TieredCacheBuilder<C> {
         self
     }
 
-    /// The clock of L1 freshness and the circuit breaker; use the L1 store's clock. Default:
-    /// [`SystemClock`].
+    /// Writes L2 values exactly as the codec made them (plain JSON by default), for other clients to
+    /// read, instead of [stamped](TieredCache#stored-format) with their expiry. Every L2 hit then
+    /// also asks L2 for the key's TTL: two commands instead of one. Default: stamped.
+    pub fn plain_l2_values(mut self) -> Self {
+        self.stamp_l2_values = false;
+        self
+    }
+
+    /// The clock of L1 freshness, L2 expiry stamps and the circuit breaker; use the L1 store's
+    /// clock. Default: [`SystemClock`].
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -304,6 +320,7 @@ impl<C: Codec> TieredCacheBuilder<C> {
             breaker_threshold: self.breaker_threshold,
             breaker_open_for: self.breaker_open_for,
             bus: self.bus,
+            stamp_l2_values: self.stamp_l2_values,
             codec,
         }
     }
@@ -346,6 +363,7 @@ impl<C: Codec> TieredCacheBuilder<C> {
                     self.breaker_open_for.as_millis() as u64,
                 ),
                 bus: self.bus,
+                stamp_l2_values: self.stamp_l2_values,
                 generation: AtomicU64::new(0),
                 reads: SingleFlight::default(),
                 loads: SingleFlight::default(),
@@ -399,6 +417,20 @@ enum L1Lookup {
 }
 
 const HEADER: usize = 8;
+
+/// The start of an L2 value's [stamp](TieredCache#stored-format). `FF` never starts UTF-8 text, and in
+/// MessagePack it is a whole one-byte value, so no JSON or MessagePack value begins with the stamp.
+const STAMP_MAGIC: [u8; 4] = [0xFF, b'T', b'C', 1];
+const STAMP: usize = STAMP_MAGIC.len() + 8;
+/// A stamp's expiry for a value that does not expire.
+const NEVER: u64 = u64::MAX;
+
+/// Splits a stamped L2 value into its expiry (Unix ms) and the codec's bytes.
+fn unstamp(raw: &Bytes) -> Option<(u64, Bytes)> {
+    let (magic, rest) = raw.split_first_chunk::<4>()?;
+    let (expires_at, _) = rest.split_first_chunk::<8>()?;
+    (*magic == STAMP_MAGIC).then(|| (u64::from_le_bytes(*expires_at), raw.slice(STAMP..)))
+}
 
 fn unavailable(e: &Error) -> bool {
     matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout) || e.is_retryable()
@@ -482,25 +514,53 @@ impl Core {
         result
     }
 
-    /// Reads L2's value and remaining TTL together (two commands in flight at once).
-    async fn l2_get(&self, key: &str) -> Result<Option<(Bytes, KeyTtl)>> {
+    /// Reads L2's value and how long it has left (`None`: expired, so do not copy it). A stamped value
+    /// says so itself; for a plain one L2 is asked.
+    async fn l2_get(&self, key: &str) -> Result<Option<(Bytes, Option<Duration>)>> {
         self.l2_call("get", async {
-            let (value, ttl) = future::join(self.l2.get(key), self.l2.ttl(key)).await;
-            match value? {
-                Some(value) => Ok(Some((value, ttl?))),
-                None => Ok(None),
+            let Some(raw) = self.l2.get(key).await? else {
+                return Ok(None);
+            };
+            if let Some((expires_at, value)) = unstamp(&raw) {
+                let left = match expires_at {
+                    NEVER => Some(MAX_TTL),
+                    at => at
+                        .checked_sub(self.clock.unix_millis())
+                        .filter(|&ms| ms > 0)
+                        .map(Duration::from_millis),
+                };
+                return Ok(Some((value, left)));
             }
+            let left = match self.l2.ttl(key).await? {
+                KeyTtl::ExpiresIn(left) => Some(left),
+                KeyTtl::Persistent => Some(MAX_TTL),
+                // Expired between the two reads.
+                KeyTtl::Missing => None,
+            };
+            Ok(Some((raw, left)))
         })
         .await
     }
 
-    fn remaining(ttl: KeyTtl) -> Option<Duration> {
-        match ttl {
-            KeyTtl::ExpiresIn(left) => Some(left),
-            KeyTtl::Persistent => Some(MAX_TTL),
-            // Expired between the two reads: do not copy.
-            KeyTtl::Missing => None,
-        }
+    /// Writes a value to L2 (through the breaker), [stamped](TieredCache#stored-format) unless the
+    /// cache writes plain values.
+    async fn l2_set(&self, key: &str, value: &Bytes, ttl: Option<Duration>) -> Result<bool> {
+        let options = SetOptions::new().maybe_ttl(ttl);
+        let stored = if self.stamp_l2_values {
+            let expires_at = ttl.map_or(NEVER, |ttl| {
+                self.clock
+                    .unix_millis()
+                    .saturating_add(ttl.as_millis() as u64)
+            });
+            let mut stamped = Vec::with_capacity(STAMP + value.len());
+            stamped.extend_from_slice(&STAMP_MAGIC);
+            stamped.extend_from_slice(&expires_at.to_le_bytes());
+            stamped.extend_from_slice(value);
+            Bytes::from(stamped)
+        } else {
+            value.clone()
+        };
+        self.l2_call("set", self.l2.set(key, stored, options)).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
@@ -527,10 +587,10 @@ impl Core {
     async fn read_through(&self, key: &str, stale: Option<Bytes>) -> Result<Option<Bytes>> {
         let generation = self.generation.load(Ordering::SeqCst);
         match self.l2_get(key).await {
-            Ok(Some((value, ttl))) => {
+            Ok(Some((value, left))) => {
                 bump(&self.stats.l2_hits);
                 tracing::debug!("L2 hit");
-                if let Some(left) = Self::remaining(ttl) {
+                if let Some(left) = left {
                     self.fill_l1(key, &value, left, generation).await;
                 }
                 Ok(Some(value))
@@ -600,10 +660,10 @@ impl Core {
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let l2_up = match self.l2_get(key).await {
-            Ok(Some((value, ttl))) => {
+            Ok(Some((value, left))) => {
                 bump(&self.stats.l2_hits);
                 tracing::debug!("L2 hit");
-                if let Some(left) = Self::remaining(ttl) {
+                if let Some(left) = left {
                     self.fill_l1(key, &value, left, generation).await;
                 }
                 return Ok(value);
@@ -626,11 +686,7 @@ impl Core {
         let value = loader().await?;
         let ttl = ttl.or(self.default_ttl);
         if l2_up {
-            let options = SetOptions::new().maybe_ttl(ttl);
-            match self
-                .l2_call("set", self.l2.set(key, value.clone(), options))
-                .await
-            {
+            match self.l2_set(key, &value, ttl).await {
                 Ok(_) => {}
                 // The value is still good: serve it, and let the next reader fill L2.
                 Err(e) if unavailable(&e) => {}
@@ -644,8 +700,7 @@ impl Core {
 
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         let ttl = ttl.or(self.default_ttl);
-        let options = SetOptions::new().maybe_ttl(ttl);
-        self.l2_call("set", self.l2.set(key, value.clone(), options))
+        self.l2_set(key, &value, ttl)
             .instrument(tracing::debug_span!("tiered.set", key))
             .await?;
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
