@@ -1,20 +1,33 @@
 //! Merges concurrent loads of one key into one run of the loader.
 //!
-//! The first caller (the leader) holds a write lock on the key's slot while it loads; the others
-//! wait for a read lock and take the leader's result. If the leader is cancelled before it stores a
-//! result, the slot stays empty and one waiter becomes the next leader.
+//! The first caller (the leader) registers a flight for the key and loads; the others wait for the
+//! flight's outcome. If the leader is cancelled before it finishes, the outcome says so and one
+//! waiter becomes the next leader.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::pin::pin;
+use std::sync::{Arc, OnceLock};
 
+use hashbrown::HashMap;
 use parking_lot::Mutex;
-use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
+use tokio::sync::Notify;
 
-type Slot<T> = Arc<RwLock<Option<T>>>;
+struct Flight<T> {
+    /// Set once, when the leader leaves: `Some(result)`, or `None` if it was cancelled.
+    outcome: OnceLock<Option<T>>,
+    done: Notify,
+}
 
-#[derive(Debug)]
 pub(crate) struct SingleFlight<T> {
-    flights: Mutex<HashMap<String, Slot<T>>>,
+    /// Keyed by an `Arc<str>` that the leader shares, so a flight costs one key allocation.
+    flights: Mutex<HashMap<Arc<str>, Arc<Flight<T>>>>,
+}
+
+impl<T> std::fmt::Debug for SingleFlight<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SingleFlight")
+            .field("in_flight", &self.flights.lock().len())
+            .finish()
+    }
 }
 
 impl<T> Default for SingleFlight<T> {
@@ -35,33 +48,42 @@ pub(crate) enum Role<'a, T> {
 
 pub(crate) struct Leader<'a, T> {
     owner: &'a SingleFlight<T>,
-    key: String,
-    slot: Slot<T>,
-    guard: Option<OwnedRwLockWriteGuard<Option<T>>>,
+    key: Arc<str>,
+    flight: Arc<Flight<T>>,
+    result: Option<T>,
 }
 
 impl<T: Clone> SingleFlight<T> {
     /// Joins the flight for `key`, becoming its leader if there is none.
     pub(crate) async fn join(&self, key: &str) -> Role<'_, T> {
         loop {
-            let slot = {
+            let flight = {
                 let mut flights = self.flights.lock();
                 match flights.get(key) {
-                    Some(slot) => slot.clone(),
+                    Some(flight) => flight.clone(),
                     None => {
-                        let slot: Slot<T> = Arc::new(RwLock::new(None));
-                        let guard = slot.clone().try_write_owned().expect("a new lock is free");
-                        flights.insert(key.to_owned(), slot.clone());
+                        let key: Arc<str> = Arc::from(key);
+                        let flight = Arc::new(Flight {
+                            outcome: OnceLock::new(),
+                            done: Notify::new(),
+                        });
+                        flights.insert(key.clone(), flight.clone());
                         return Role::Leader(Leader {
                             owner: self,
-                            key: key.to_owned(),
-                            slot,
-                            guard: Some(guard),
+                            key,
+                            flight,
+                            result: None,
                         });
                     }
                 }
             };
-            if let Some(result) = slot.read().await.as_ref() {
+            // Registered before the check, so a leader that leaves in between still wakes us.
+            let mut notified = pin!(flight.done.notified());
+            notified.as_mut().enable();
+            if flight.outcome.get().is_none() {
+                notified.await;
+            }
+            if let Some(Some(result)) = flight.outcome.get() {
                 return Role::Follower(result.clone());
             }
             // The leader was cancelled without a result; it has already left the map, so the next
@@ -73,23 +95,22 @@ impl<T: Clone> SingleFlight<T> {
 impl<T> Leader<'_, T> {
     /// Publishes the result to the waiters and ends the flight (see `Drop` for the order).
     pub(crate) fn finish(mut self, result: T) {
-        if let Some(guard) = self.guard.as_mut() {
-            **guard = Some(result);
-        }
+        self.result = Some(result);
     }
 }
 
 impl<T> Drop for Leader<'_, T> {
     fn drop(&mut self) {
-        // Leave the map before releasing the lock, so that no new caller joins a finished flight.
+        // Leave the map before publishing, so that no new caller joins a finished flight.
         let mut flights = self.owner.flights.lock();
         if flights
-            .get(&self.key)
-            .is_some_and(|s| Arc::ptr_eq(s, &self.slot))
+            .get(&*self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
         {
-            flights.remove(&self.key);
+            flights.remove(&*self.key);
         }
         drop(flights);
-        self.guard.take();
+        let _ = self.flight.outcome.set(self.result.take());
+        self.flight.done.notify_waiters();
     }
 }

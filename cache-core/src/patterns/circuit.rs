@@ -1,5 +1,7 @@
 //! A small circuit breaker that stops calls to a store that keeps failing.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use parking_lot::Mutex;
 
 #[derive(Debug, Clone, Copy)]
@@ -17,6 +19,9 @@ pub(crate) struct CircuitBreaker {
     threshold: u32,
     open_millis: u64,
     state: Mutex<State>,
+    /// Whether `state` is `Closed { failures: 0 }`: the hot path reads only this, no lock or clock.
+    /// Written only with the lock held.
+    clean: AtomicBool,
 }
 
 impl CircuitBreaker {
@@ -26,12 +31,17 @@ impl CircuitBreaker {
             threshold,
             open_millis,
             state: Mutex::new(State::Closed { failures: 0 }),
+            clean: AtomicBool::new(true),
         }
     }
 
     /// Whether a call may go through now. After the open period one probe is let through; if that
     /// probe never reports (it was cancelled), another is let through after another period.
-    pub(crate) fn allow(&self, now: u64) -> bool {
+    pub(crate) fn allow(&self, now: impl FnOnce() -> u64) -> bool {
+        if self.clean.load(Ordering::Acquire) {
+            return true;
+        }
+        let now = now();
         let mut state = self.state.lock();
         match *state {
             State::Closed { .. } => true,
@@ -49,13 +59,15 @@ impl CircuitBreaker {
     }
 
     pub(crate) fn record_success(&self) {
-        let mut state = self.state.lock();
-        if !matches!(*state, State::Closed { failures: 0 }) {
-            if !matches!(*state, State::Closed { .. }) {
-                tracing::debug!("L2 circuit closed");
-            }
-            *state = State::Closed { failures: 0 };
+        if self.clean.load(Ordering::Acquire) {
+            return;
         }
+        let mut state = self.state.lock();
+        if !matches!(*state, State::Closed { .. }) {
+            tracing::debug!("L2 circuit closed");
+        }
+        *state = State::Closed { failures: 0 };
+        self.clean.store(true, Ordering::Release);
     }
 
     /// Records a failure; returns whether this opened the circuit.
@@ -64,6 +76,7 @@ impl CircuitBreaker {
             return false;
         }
         let mut state = self.state.lock();
+        self.clean.store(false, Ordering::Release);
         let open = match *state {
             State::Closed { failures } => failures + 1 >= self.threshold,
             State::HalfOpen { .. } => true,
@@ -96,21 +109,21 @@ mod tests {
     #[test]
     fn opens_after_threshold_and_probes_after_the_period() {
         let breaker = CircuitBreaker::new(3, 100);
-        assert!(breaker.allow(0));
+        assert!(breaker.allow(|| 0));
         assert!(!breaker.record_failure(0));
         assert!(!breaker.record_failure(0));
         assert!(breaker.record_failure(10));
-        assert!(!breaker.allow(50));
+        assert!(!breaker.allow(|| 50));
         assert!(breaker.is_open(50));
         // One probe after the period, the others wait for it.
-        assert!(breaker.allow(110));
-        assert!(!breaker.allow(111));
+        assert!(breaker.allow(|| 110));
+        assert!(!breaker.allow(|| 111));
         // The probe fails: open again.
         assert!(breaker.record_failure(111));
-        assert!(!breaker.allow(150));
-        assert!(breaker.allow(211));
+        assert!(!breaker.allow(|| 150));
+        assert!(breaker.allow(|| 211));
         breaker.record_success();
-        assert!(breaker.allow(212));
+        assert!(breaker.allow(|| 212));
         assert!(!breaker.is_open(212));
     }
 
@@ -118,8 +131,8 @@ mod tests {
     fn a_cancelled_probe_does_not_keep_it_half_open() {
         let breaker = CircuitBreaker::new(1, 100);
         breaker.record_failure(0);
-        assert!(breaker.allow(100));
-        assert!(!breaker.allow(150));
-        assert!(breaker.allow(200));
+        assert!(breaker.allow(|| 100));
+        assert!(!breaker.allow(|| 150));
+        assert!(breaker.allow(|| 200));
     }
 }

@@ -51,8 +51,9 @@ use crate::{
 /// should have clocks in sync (NTP): an L1 copy may outlive L2's by the skew between them. Values
 /// without the stamp (written by other clients) are read too, with a `ttl` call to L2. Choose
 /// [`plain_l2_values`](TieredCacheBuilder::plain_l2_values) to write the codec's bytes unchanged,
-/// for other readers, at the cost of that second call on every L2 hit. L1 entries carry an 8-byte
-/// header (their freshness deadline), so give the cache an L1 store of its own.
+/// for other readers, at the cost of that second call on every L2 hit. With a
+/// [`fail_safe_grace`](TieredCacheBuilder::fail_safe_grace), L1 entries carry an 8-byte header (their
+/// freshness deadline), so give the cache an L1 store of its own.
 ///
 /// ```
 /// # futures::executor::block_on(async {
@@ -441,37 +442,44 @@ impl Core {
         let Some(mut entry) = self.l1.get(key).await? else {
             return Ok(L1Lookup::Miss);
         };
+        // Without a grace period L1 keeps an entry exactly as long as it is fresh, and entries have
+        // no header.
+        if self.grace.is_zero() {
+            return Ok(L1Lookup::Fresh(entry));
+        }
         let Some(header) = entry.get(..HEADER) else {
             return Ok(L1Lookup::Miss);
         };
         let fresh_until = u64::from_le_bytes(header.try_into().expect("8 bytes"));
         // Cheaper than `slice`: no reference count changes.
         entry.advance(HEADER);
-        // Without a grace period L1 keeps an entry exactly as long as it is fresh, so the hot path
-        // needs no clock read.
-        Ok(
-            if self.grace.is_zero() || self.clock.now_millis() < fresh_until {
-                L1Lookup::Fresh(entry)
-            } else {
-                L1Lookup::Stale(entry)
-            },
-        )
+        Ok(if self.clock.now_millis() < fresh_until {
+            L1Lookup::Fresh(entry)
+        } else {
+            L1Lookup::Stale(entry)
+        })
     }
 
     /// Copies a value into L1, fresh for `fresh_for` (at most `l1_ttl`). If an invalidation happened
     /// since `generation` was read, the copy may be older than what the invalidation announced, so it
     /// is removed again.
-    async fn fill_l1(&self, key: &str, value: &[u8], fresh_for: Duration, generation: u64) {
+    async fn fill_l1(&self, key: &str, value: &Bytes, fresh_for: Duration, generation: u64) {
         let fresh_for = fresh_for.min(self.l1_ttl);
-        let fresh_until = self
-            .clock
-            .now_millis()
-            .saturating_add(fresh_for.as_millis() as u64);
-        let mut entry = Vec::with_capacity(HEADER + value.len());
-        entry.extend_from_slice(&fresh_until.to_le_bytes());
-        entry.extend_from_slice(value);
+        let entry = if self.grace.is_zero() {
+            // L1's own TTL is the freshness deadline: share the bytes, no header.
+            value.clone()
+        } else {
+            let fresh_until = self
+                .clock
+                .now_millis()
+                .saturating_add(fresh_for.as_millis() as u64);
+            let mut entry = Vec::with_capacity(HEADER + value.len());
+            entry.extend_from_slice(&fresh_until.to_le_bytes());
+            entry.extend_from_slice(value);
+            Bytes::from(entry)
+        };
         let options = SetOptions::new().ttl(fresh_for + self.grace);
-        if let Err(e) = self.l1.set(key, Bytes::from(entry), options).await {
+        if let Err(e) = self.l1.set(key, entry, options).await {
             // Too large for L1, for example: serve from L2 only, and drop any older copy.
             tracing::debug!(key, error = %e.kind(), "L1 fill failed");
             let _ = self.l1.delete(key).await;
@@ -484,7 +492,7 @@ impl Core {
 
     /// Calls L2 through the circuit breaker and the timeout.
     async fn l2_call<T>(&self, op: &str, call: impl Future<Output = Result<T>>) -> Result<T> {
-        if !self.breaker.allow(self.clock.now_millis()) {
+        if !self.breaker.allow(|| self.clock.now_millis()) {
             bump(&self.stats.l2_rejected);
             return Err(Error::new(
                 ErrorKind::Connection,
