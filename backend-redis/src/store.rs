@@ -15,7 +15,7 @@ use cache_core::{
 };
 use futures::future::try_join_all;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo, Slot};
-use redis::{Cmd, FromRedisValue, Pipeline, Script, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisWrite, Script, ToRedisArgs, Value};
 
 use crate::config::{RedisConfig, RedisMode};
 use crate::conn::{Conn, connect};
@@ -149,6 +149,19 @@ impl RedisStore {
         }
     }
 
+    /// `key_prefix + key` as a command argument, written straight into the command's buffer.
+    fn key_arg<'a>(&'a self, key: &'a str) -> KeyArg<'a> {
+        KeyArg {
+            prefix: &self.inner.config.key_prefix,
+            key,
+        }
+    }
+
+    /// The length of `key_prefix + key`.
+    fn key_len(&self, key: &str) -> usize {
+        self.inner.config.key_prefix.len() + key.len()
+    }
+
     fn strip_prefix(&self, full: Vec<u8>) -> Option<String> {
         let full = String::from_utf8(full).ok()?;
         let prefix = &self.inner.config.key_prefix;
@@ -274,6 +287,29 @@ impl RedisStore {
     }
 }
 
+/// A command with room for `args` more arguments of `bytes` in all, so building it never reallocates.
+fn command(name: &str, args: usize, bytes: usize) -> Cmd {
+    let mut cmd = Cmd::with_capacity(1 + args, name.len() + bytes);
+    cmd.arg(name);
+    cmd
+}
+
+/// A prefixed key as one command argument, without building the joined string.
+struct KeyArg<'a> {
+    prefix: &'a str,
+    key: &'a str,
+}
+
+impl ToRedisArgs for KeyArg<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        use std::io::Write;
+        let mut arg = out.writer_for_next_arg();
+        // Writing into the command's Vec cannot fail.
+        let _ = arg.write_all(self.prefix.as_bytes());
+        let _ = arg.write_all(self.key.as_bytes());
+    }
+}
+
 /// Splits `host:port` (the host may itself hold colons, as in IPv6).
 fn split_addr(addr: &str) -> Result<(&str, u16)> {
     let bad = || unexpected("scan", "malformed node address in cursor");
@@ -305,8 +341,8 @@ impl CacheStore for RedisStore {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         self.limits_ref().check_key(key)?;
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(&*self.full_key(key));
+        let mut cmd = command("GET", 1, self.key_len(key));
+        cmd.arg(self.key_arg(key));
         self.query(&cmd, "get", Some(key)).await
     }
 
@@ -317,9 +353,10 @@ impl CacheStore for RedisStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut cmd = redis::cmd("MGET");
+        let key_bytes = keys.iter().map(|key| self.key_len(key)).sum();
+        let mut cmd = command("MGET", keys.len(), key_bytes);
         for key in keys {
-            cmd.arg(&*self.full_key(key));
+            cmd.arg(self.key_arg(key));
         }
         let values: Vec<Option<Bytes>> = self.query(&cmd, "get_many", None).await?;
         if values.len() != keys.len() {
@@ -334,8 +371,9 @@ impl CacheStore for RedisStore {
     async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool> {
         self.limits_ref().check_entry(key, value.len())?;
         let ttl = opt_ttl_millis(options.ttl)?;
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&*self.full_key(key)).arg(value.as_ref());
+        // SET key value [PX ms] [NX|XX]
+        let mut cmd = command("SET", 5, self.key_len(key) + value.len() + 24);
+        cmd.arg(self.key_arg(key)).arg(value.as_ref());
         if let Some(ms) = ttl {
             cmd.arg("PX").arg(ms);
         }
@@ -362,9 +400,13 @@ impl CacheStore for RedisStore {
         }
         let Some(ms) = ttl else {
             // MSET: one command; the later of two equal keys wins. The cluster client splits it by slot.
-            let mut cmd = redis::cmd("MSET");
+            let bytes = entries
+                .iter()
+                .map(|(key, value)| self.key_len(key) + value.len())
+                .sum();
+            let mut cmd = command("MSET", 2 * entries.len(), bytes);
             for (key, value) in entries {
-                cmd.arg(&*self.full_key(key)).arg(value.as_ref());
+                cmd.arg(self.key_arg(key)).arg(value.as_ref());
             }
             return self.query::<()>(&cmd, "set_many", None).await;
         };
@@ -401,8 +443,8 @@ impl CacheStore for RedisStore {
 
     async fn delete(&self, key: &str) -> Result<bool> {
         self.limits_ref().check_key(key)?;
-        let mut cmd = redis::cmd("UNLINK");
-        cmd.arg(&*self.full_key(key));
+        let mut cmd = command("UNLINK", 1, self.key_len(key));
+        cmd.arg(self.key_arg(key));
         Ok(self.query::<u64>(&cmd, "delete", Some(key)).await? > 0)
     }
 
@@ -413,9 +455,10 @@ impl CacheStore for RedisStore {
         if keys.is_empty() {
             return Ok(0);
         }
-        let mut cmd = redis::cmd("UNLINK");
+        let key_bytes = keys.iter().map(|key| self.key_len(key)).sum();
+        let mut cmd = command("UNLINK", keys.len(), key_bytes);
         for key in keys {
-            cmd.arg(&*self.full_key(key));
+            cmd.arg(self.key_arg(key));
         }
         self.query(&cmd, "delete_many", None).await
     }
