@@ -516,25 +516,32 @@ impl MemoryStore {
         (hash, &self.inner.shards[index])
     }
 
+    #[inline]
     fn check_entry(&self, key: &str, value_len: usize) -> Result<()> {
         self.inner.limits.check_entry(key, value_len)?;
-        if u32::try_from(key.len()).is_err() {
-            return Err(Error::new(
-                ErrorKind::InvalidKey,
-                format!("key is {} bytes, more than 4 GiB", key.len()),
-            ));
-        }
-        if key.len() + value_len > self.inner.shard_max_bytes {
-            return Err(Error::new(
-                ErrorKind::ValueTooLarge,
-                format!(
-                    "entry for key {key:?} is {} bytes (key plus value), more than one shard's share of max_bytes ({})",
-                    key.len() + value_len,
-                    self.inner.shard_max_bytes
-                ),
-            ));
+        if key.len() + value_len > self.inner.shard_max_bytes || u32::try_from(key.len()).is_err() {
+            return Err(self.entry_too_large(key, value_len));
         }
         Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn entry_too_large(&self, key: &str, value_len: usize) -> Error {
+        if u32::try_from(key.len()).is_err() {
+            return Error::new(
+                ErrorKind::InvalidKey,
+                format!("key is {} bytes, more than 4 GiB", key.len()),
+            );
+        }
+        Error::new(
+            ErrorKind::ValueTooLarge,
+            format!(
+                "entry for key {key:?} is {} bytes (key plus value), more than one shard's share of max_bytes ({})",
+                key.len() + value_len,
+                self.inner.shard_max_bytes
+            ),
+        )
     }
 
     fn parse_cursor<'c>(&self, cursor: &'c ScanCursor) -> Result<(usize, &'c str)> {

@@ -39,40 +39,56 @@ impl Limits {
     }
 
     /// Checks that `key` is not empty and not longer than `max_key_len`.
+    #[inline]
     pub fn check_key(&self, key: &str) -> Result<()> {
-        if key.is_empty() {
-            return Err(Error::new(ErrorKind::InvalidKey, "key is empty"));
-        }
-        if key.len() > self.max_key_len {
-            return Err(Error::new(
-                ErrorKind::InvalidKey,
-                format!(
-                    "key {} is {} bytes, longer than max_key_len = {}",
-                    preview(key),
-                    key.len(),
-                    self.max_key_len
-                ),
-            ));
+        if key.is_empty() || key.len() > self.max_key_len {
+            return Err(self.bad_key(key));
         }
         Ok(())
     }
 
     /// Checks that a value of `len` bytes for `key` fits `max_value_len`.
+    #[inline]
     pub fn check_value(&self, key: &str, len: usize) -> Result<()> {
         if len > self.max_value_len {
-            return Err(Error::new(
-                ErrorKind::ValueTooLarge,
-                format!(
-                    "value for key {} is {len} bytes, larger than max_value_len = {}",
-                    preview(key),
-                    self.max_value_len
-                ),
-            ));
+            return Err(self.value_too_large(key, len));
         }
         Ok(())
     }
 
+    // The error paths are out of line, so that the checks inline into every hot path as two compares.
+    #[cold]
+    #[inline(never)]
+    fn bad_key(&self, key: &str) -> Error {
+        if key.is_empty() {
+            return Error::new(ErrorKind::InvalidKey, "key is empty");
+        }
+        Error::new(
+            ErrorKind::InvalidKey,
+            format!(
+                "key {} is {} bytes, longer than max_key_len = {}",
+                preview(key),
+                key.len(),
+                self.max_key_len
+            ),
+        )
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn value_too_large(&self, key: &str, len: usize) -> Error {
+        Error::new(
+            ErrorKind::ValueTooLarge,
+            format!(
+                "value for key {} is {len} bytes, larger than max_value_len = {}",
+                preview(key),
+                self.max_value_len
+            ),
+        )
+    }
+
     /// Checks a key and its value together.
+    #[inline]
     pub fn check_entry(&self, key: &str, value_len: usize) -> Result<()> {
         self.check_key(key)?;
         self.check_value(key, value_len)
