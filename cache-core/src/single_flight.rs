@@ -5,6 +5,7 @@
 //! waiter becomes the next leader.
 
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 
 use hashbrown::HashMap;
@@ -15,6 +16,8 @@ struct Flight<T> {
     /// Set once, when the leader leaves: `Some(result)`, or `None` if it was cancelled.
     outcome: OnceLock<Option<T>>,
     done: Notify,
+    /// Callers that may be waiting on `done`; when none, the leader skips the notification.
+    waiters: AtomicUsize,
 }
 
 pub(crate) struct SingleFlight<T> {
@@ -66,6 +69,7 @@ impl<T: Clone> SingleFlight<T> {
                         let flight = Arc::new(Flight {
                             outcome: OnceLock::new(),
                             done: Notify::new(),
+                            waiters: AtomicUsize::new(0),
                         });
                         flights.insert(key.clone(), flight.clone());
                         return Role::Leader(Leader {
@@ -77,9 +81,13 @@ impl<T: Clone> SingleFlight<T> {
                     }
                 }
             };
-            // Registered before the check, so a leader that leaves in between still wakes us.
+            // Counted and registered before the check, so a leader that leaves in between still
+            // wakes us (it publishes the outcome before it reads the count).
+            flight.waiters.fetch_add(1, Ordering::SeqCst);
             let mut notified = pin!(flight.done.notified());
             notified.as_mut().enable();
+            // Pairs with the leader's fence: it sees our count, or we see its outcome.
+            fence(Ordering::SeqCst);
             if flight.outcome.get().is_none() {
                 notified.await;
             }
@@ -111,6 +119,9 @@ impl<T> Drop for Leader<'_, T> {
         }
         drop(flights);
         let _ = self.flight.outcome.set(self.result.take());
-        self.flight.done.notify_waiters();
+        fence(Ordering::SeqCst);
+        if self.flight.waiters.load(Ordering::SeqCst) > 0 {
+            self.flight.done.notify_waiters();
+        }
     }
 }
