@@ -4,9 +4,10 @@
 //!
 //! This crate is the wasm-bindgen layer only: [`RawCache`] wraps a [`MemoryStore`] and forwards
 //! every call to its direct, synchronous API. It is exported to JS as `RawCache`, which the
-//! package's hand-written wrapper (`js/src/cache.js`, exported as `MemoryCache`) drives. The
-//! wrapper does what only JS can do (type checks, encoding values, building `Error` objects and
-//! merging concurrent `getOrSet` loads); every cache decision is made here or in the store.
+//! package's hand-written wrapper (`js/src/api.js`, exported as `MemoryCache`) drives. The
+//! wrapper does what only JS can do (type checks, holding string and byte values, encoding JSON
+//! values, building `Error` objects and merging concurrent `getOrSet` loads); every cache decision
+//! is made here or in the store.
 //!
 //! ## The calling convention
 //!
@@ -283,7 +284,7 @@ impl RawCache {
     pub fn set_handle(&mut self, key_len: usize, slot: u32, weight: f64, ttl: f64) -> i32 {
         // The handle first: from here on, any failure drops it and so frees `slot`.
         let [a, b, c, d] = slot.to_le_bytes();
-        let large = u8::from(!(weight < LARGE_WEIGHT as f64));
+        let large = u8::from(weight >= LARGE_WEIGHT as f64);
         let value = Bytes::from_owner(Handle {
             bytes: [HANDLE_TAG, a, b, c, d, large],
             sink: self.sink.clone(),
@@ -354,7 +355,10 @@ impl RawCache {
         }
         let value = &self.val_buf[..val_len];
         if value.first() == Some(&HANDLE_TAG) {
-            return self.fail_with(ERR_INVALID_ARGUMENT, "inline values cannot start with byte 3");
+            return self.fail_with(
+                ERR_INVALID_ARGUMENT,
+                "inline values cannot start with byte 3",
+            );
         }
         let result = match self.key(key_len) {
             Ok(key) => self
@@ -767,17 +771,29 @@ mod tests {
     #[test]
     fn a_refused_handle_comes_back_at_once() {
         let mut c = cache("");
-        assert_eq!(set_handle(&mut c, "a", 1, 20_000.0, 0.0), ERR_VALUE_TOO_LARGE);
+        assert_eq!(
+            set_handle(&mut c, "a", 1, 20_000.0, 0.0),
+            ERR_VALUE_TOO_LARGE
+        );
         assert_eq!(set_handle(&mut c, "", 2, 1.0, 0.0), ERR_INVALID_KEY);
         assert_eq!(set_handle(&mut c, "a", 3, 1.0, f64::NAN), ERR_INVALID_TTL);
         assert_eq!(set_handle(&mut c, "a", 4, 0.5, 0.0), ERR_INVALID_ARGUMENT);
-        assert_eq!(set_handle(&mut c, "a", 5, f64::INFINITY, 0.0), ERR_INVALID_ARGUMENT);
-        assert_eq!(set_handle(&mut c, "a", 1 << 31, 1.0, 0.0), ERR_INVALID_ARGUMENT);
+        assert_eq!(
+            set_handle(&mut c, "a", 5, f64::INFINITY, 0.0),
+            ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            set_handle(&mut c, "a", 1 << 31, 1.0, 0.0),
+            ERR_INVALID_ARGUMENT
+        );
         assert_eq!(set_handle(&mut c, "a", 6, 1e300, 0.0), ERR_VALUE_TOO_LARGE);
         assert_eq!(drained(&mut c), [1, 2, 3, 4, 5, 6, 1 << 31]);
         assert_eq!(c.size(), 0.0);
         // Inline values cannot pass for handles.
-        assert_eq!(set(&mut c, "a", &[HANDLE_TAG, 1, 0, 0, 0], 0.0), ERR_INVALID_ARGUMENT);
+        assert_eq!(
+            set(&mut c, "a", &[HANDLE_TAG, 1, 0, 0, 0], 0.0),
+            ERR_INVALID_ARGUMENT
+        );
     }
 
     #[test]
@@ -805,7 +821,10 @@ mod tests {
         // One large value raises the flag as soon as it leaves.
         assert_eq!(c.clear(), 100.0);
         drained(&mut c);
-        assert_eq!(set_handle(&mut c, "big", 1, LARGE_WEIGHT as f64, 0.0), ERR_VALUE_TOO_LARGE);
+        assert_eq!(
+            set_handle(&mut c, "big", 1, LARGE_WEIGHT as f64, 0.0),
+            ERR_VALUE_TOO_LARGE
+        );
         assert_eq!(drain_flag(&c), 1);
         assert_eq!(drained(&mut c), [1]);
         // An expired handle is freed when it is reclaimed.
