@@ -71,7 +71,6 @@ const codec = {
   view: (buffer) => Buffer.from(buffer),
   decode: (buf, start, end) => buf.utf8Slice(start, end),
   encodeInto: (text, buf, start, end) => buf.utf8Write(text, start, end - start),
-  byteLength: (text) => Buffer.byteLength(text, 'utf8'),
 };
 const { MemoryCache, KeyvMemoryCache } = createApi(raw, { codec });
 /** A no-op in Node (the module is loaded on require); kept so portable code can always \`await init()\`. */

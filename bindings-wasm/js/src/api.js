@@ -8,7 +8,7 @@
 // Values (see "Values: handles to the JS heap, or inline bytes" in lib.rs):
 //   strings and Uint8Arrays  stay in this wrapper's value table (an array plus a free list of slot
 //                            numbers); Rust stores the slot number, charged as the value's size
-//                            (1 + its UTF-8 length, or 1 + its byte length), and tells us which
+//                            (1 + its length in UTF-16 code units, or 1 + its byte length), and tells us which
 //                            slots it has let go of (`drainFreed`) before we reuse them.
 //   anything else            JSON text, stored in Rust (numbers start with '-' or a digit, so
 //                            `incr` counters are plain decimal integers and read back as numbers)
@@ -74,28 +74,11 @@ function numberOption(options, name) {
   return value;
 }
 
-/** The UTF-8 length of `text`; a lone surrogate counts 3 (it would be encoded as U+FFFD). */
-function utf8Length(text) {
-  const n = text.length;
-  let len = n;
-  for (let i = 0; i < n; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) len += 1;
-    else if (c <= 0xdbff && c >= 0xd800 && i + 1 < n && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      len += 2; // a surrogate pair: 4 bytes for 2 code units
-      i++;
-    } else len += 2;
-  }
-  return len;
-}
-
 /** Portable text codecs over a Uint8Array view of wasm memory (browsers, Deno, workers). */
 const portable = {
   view: (buffer) => new Uint8Array(buffer),
   decode: (buf, start, end) => decoder.decode(buf.subarray(start, end)),
   encodeInto: (text, buf, start, end) => encoder.encodeInto(text, buf.subarray(start, end)).written,
-  byteLength: utf8Length,
 };
 
 const isWellFormed = typeof String.prototype.isWellFormed === 'function'
@@ -107,11 +90,10 @@ const isWellFormed = typeof String.prototype.isWellFormed === 'function'
  * @param raw the wasm-bindgen exports: `RawCache` and `wasmMemory`.
  * @param options.isReady whether the module has been instantiated (the web build needs `await init()`).
  * @param options.codec faster text codecs for one platform (the Node build passes Buffer's);
- *   `{ view(ArrayBuffer), decode(view, start, end), encodeInto(text, view, start, end), byteLength(text) }`.
+ *   `{ view(ArrayBuffer), decode(view, start, end), encodeInto(text, view, start, end) }`.
  */
 export function createApi(raw, { isReady = () => true, codec = portable } = {}) {
   const { decode, encodeInto } = codec;
-  const byteLength = codec.byteLength ?? utf8Length;
   let memory;
   let mem = new Uint8Array(0);
   /**
@@ -195,9 +177,17 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       return fail(Ctor, name, this.#raw.errorMessage());
     }
 
-    /** Writes `key` as UTF-8 into the key buffer; returns its byte length. */
+    /** Writes `key` as UTF-8 into the key buffer (unless it is there already); returns its byte length. */
     #key(key) {
-      if (key === this.#lastKey) return this.#lastKeyLen;
+      return key === this.#lastKey ? this.#lastKeyLen : this.#encodeKey(key);
+    }
+
+    /**
+     * Writes `key` as UTF-8 into the key buffer; returns its byte length. `get` calls this rather
+     * than `#key`: a read rarely repeats the previous key, and comparing two distinct strings of
+     * one length compares their characters.
+     */
+    #encodeKey(key) {
       this.#lastKey = undefined;
       if (typeof key !== 'string') {
         throw fail(TypeError, 'ERR_INVALID_KEY', `keys must be strings, got ${key === null ? 'null' : typeof key}`);
@@ -330,7 +320,7 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
 
     /** The value at `key`, or `undefined` if it is absent or expired. */
     get(key) {
-      const n = this.#raw.get(this.#key(key));
+      const n = this.#raw.get(this.#encodeKey(key));
       if (n >= 0) {
         const value = this.#values[n];
         // Bytes: a copy, so the caller cannot change the cached value.
@@ -356,7 +346,9 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
     set(key, value, options) {
       const ttl = options === undefined ? -1 : ttlOption(options);
       if (typeof value === 'string') {
-        this.#setHandle(key, value, 1 + byteLength(value), ttl);
+        // Charged 1 + its length: reading the text to count UTF-8 bytes would cost more than the
+        // rest of the write (a fresh string is often a rope that has to be flattened first).
+        this.#setHandle(key, value, 1 + value.length, ttl);
       } else if (value instanceof Uint8Array) {
         const n = value.length + 1;
         this.#checkSize(n);

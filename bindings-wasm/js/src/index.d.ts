@@ -21,8 +21,9 @@ export interface MemoryCacheOptions {
   /** Most entries held at once; the oldest unpopular ones are evicted (S3-FIFO). Default: 10 000. */
   maxEntries?: number;
   /**
-   * Most bytes held at once: UTF-8 keys plus value sizes (a string: 1 + its UTF-8 length; a
-   * Uint8Array: 1 + its length; anything else: the UTF-8 length of its JSON). Default: 64 MiB.
+   * Most bytes held at once: UTF-8 keys plus value sizes (a string: 1 + its `length`, in UTF-16
+   * code units; a Uint8Array: 1 + its length; anything else: the UTF-8 length of its JSON).
+   * Default: 64 MiB.
    */
   maxBytes?: number;
   /** Default time to live in milliseconds for writes that give none. Default: 0, never expires. */

@@ -58,10 +58,11 @@ test('a Uint8Array is copied on set, and every get returns a fresh copy', () => 
   assert.notEqual(c.get('b'), c.get('b'));
   c.set('buf', Buffer.from('hi'));
   assert.equal(Object.getPrototypeOf(c.get('buf')), Uint8Array.prototype);
-  // Sizes are charged as documented: 1 + UTF-8 length for strings, 1 + length for bytes.
+  // Sizes are charged as documented: 1 + length (UTF-16 code units) for strings, 1 + length for
+  // bytes, the UTF-8 length of the JSON for anything else.
   const s = new MemoryCache({ maxEntries: 10 });
-  s.set('k', 'é😀').set('b', new Uint8Array(10));
-  assert.equal(s.stats().bytes, 1 + (1 + 6) + 1 + (1 + 10));
+  s.set('k', 'é😀').set('b', new Uint8Array(10)).set('j', ['é']);
+  assert.equal(s.stats().bytes, 1 + (1 + 3) + 1 + (1 + 10) + 1 + 6);
 });
 
 test('values stay right while slots are freed and reused (evictions, deletes, overwrites, expiry)', async () => {
@@ -246,7 +247,8 @@ test('bad input throws errors to branch on, and the cache stays usable', () => {
     [() => c.get('é'.repeat(600)), 'ERR_KEY_TOO_LONG', RangeError],
     [() => c.set('k', 'x'.repeat(2 << 20)), 'ERR_VALUE_TOO_LARGE', RangeError],
     [() => c.set('k', new Uint8Array(2 << 20)), 'ERR_VALUE_TOO_LARGE', RangeError],
-    [() => c.set('k', 'é'.repeat(600_000)), 'ERR_VALUE_TOO_LARGE', RangeError],
+    [() => c.set('k', 'é'.repeat(1_100_000)), 'ERR_VALUE_TOO_LARGE', RangeError],
+    [() => c.set('k', ['é'.repeat(600_000)]), 'ERR_VALUE_TOO_LARGE', RangeError],
     [() => c.set('k', 'v', { ttl: -1 }), 'ERR_INVALID_TTL', RangeError],
     [() => c.set('k', 'v', { ttl: NaN }), 'ERR_INVALID_TTL', RangeError],
     [() => c.set('k', 'v', { ttl: Infinity }), 'ERR_INVALID_TTL', RangeError],
