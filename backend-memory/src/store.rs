@@ -819,6 +819,36 @@ mod tests {
     }
 
     #[test]
+    fn weights_of_every_width_are_charged_exactly() {
+        let store = MemoryStore::builder()
+            .max_entries(10)
+            .max_bytes(1 << 30)
+            .shards(1)
+            .build();
+        let mut total = 0;
+        for (i, weight) in [0, 1, 255, 256, 65_535, 65_536, (1 << 24) + 3, 60 << 20]
+            .into_iter()
+            .enumerate()
+        {
+            let key = format!("w{i}");
+            let value = Bytes::from_static(b"h");
+            store
+                .set_weighted(&key, value, weight, SetOptions::new())
+                .unwrap();
+            total += key.len() + weight;
+            assert_eq!(store.bytes(), total, "weight {weight}");
+        }
+        // Overwriting swaps one weight for another; deleting gives it back.
+        store
+            .set_weighted("w0", Bytes::new(), 70_000, SetOptions::new())
+            .unwrap();
+        total += 70_000;
+        assert_eq!(store.bytes(), total);
+        store.delete("w0").unwrap();
+        assert_eq!(store.bytes(), total - 2 - 70_000);
+    }
+
+    #[test]
     fn slice_and_shared_values_mix_under_one_key() {
         let store = MemoryStore::builder().max_entries(10).shards(1).build();
         store.set_slice("k", b"one", SetOptions::new()).unwrap();
