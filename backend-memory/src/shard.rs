@@ -31,18 +31,22 @@ enum Queue {
     Main,
 }
 
-/// A value to store: shared bytes kept as they are, or a slice copied in next to the key.
+/// A value to store: shared bytes kept as they are, or a slice copied in next to the key; or shared
+/// bytes charged as a given number of bytes (a handle to data kept elsewhere).
 #[derive(Debug)]
 pub(crate) enum Value<'a> {
     Shared(Bytes),
     Slice(&'a [u8]),
+    Weighted(Bytes, usize),
 }
 
 impl Value<'_> {
+    /// The bytes the value is charged as.
     pub(crate) fn len(&self) -> usize {
         match self {
             Value::Shared(b) => b.len(),
             Value::Slice(s) => s.len(),
+            Value::Weighted(_, weight) => *weight,
         }
     }
 }
@@ -50,7 +54,8 @@ impl Value<'_> {
 #[derive(Debug)]
 pub(crate) struct Entry {
     /// The key's bytes (valid UTF-8), followed by the value's if it was written from a slice: one
-    /// allocation per entry, and the value next to the key a lookup has just compared.
+    /// allocation per entry, and the value next to the key a lookup has just compared. For a
+    /// weighted value the key is followed by its weight (a native-endian `usize`) instead.
     data: Box<[u8]>,
     /// The value, if it was written as shared [`Bytes`] (then `data` holds the key only).
     shared: Option<Bytes>,
@@ -107,11 +112,26 @@ impl Entry {
                 self.data = joined(self.key(), slice);
                 self.shared = None;
             }
+            Value::Weighted(bytes, weight) => {
+                self.data = joined(self.key(), &weight.to_ne_bytes());
+                self.shared = Some(bytes);
+            }
         }
     }
 
+    /// The bytes the entry is charged as: its key plus its value (or the value's weight).
     fn size(&self) -> usize {
-        self.key_len as usize + self.value().len()
+        let key_len = self.key_len as usize;
+        match &self.shared {
+            // Shared with a weight after the key.
+            Some(_) if self.data.len() > key_len => {
+                let mut weight = [0; size_of::<usize>()];
+                weight.copy_from_slice(&self.data[key_len..]);
+                key_len + usize::from_ne_bytes(weight)
+            }
+            Some(bytes) => key_len + bytes.len(),
+            None => self.data.len(),
+        }
     }
 }
 
@@ -120,6 +140,9 @@ fn entry_data(key: &str, value: Value<'_>) -> (Box<[u8]>, Option<Bytes>) {
     match value {
         Value::Shared(bytes) => (key.as_bytes().into(), Some(bytes)),
         Value::Slice(slice) => (joined(key.as_bytes(), slice), None),
+        Value::Weighted(bytes, weight) => {
+            (joined(key.as_bytes(), &weight.to_ne_bytes()), Some(bytes))
+        }
     }
 }
 

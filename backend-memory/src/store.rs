@@ -262,6 +262,34 @@ impl MemoryStore {
         self.set_value(key, Value::Slice(value), options)
     }
 
+    /// Like [`set`](Self::set), but charges the entry `weight` bytes for its value (against
+    /// `max_bytes`, the value limit, [`bytes`](Self::bytes) and [`stats`](Self::stats)) instead of
+    /// `value.len()`. For callers that keep the real data elsewhere and store a small handle to it:
+    /// the wasm binding keeps values in the JS heap and stores their slot numbers here.
+    ///
+    /// The store drops its `value` when the entry leaves for any reason (evicted, expired, deleted,
+    /// cleared, overwritten) or when a write is refused, and holds no other reference to it; a
+    /// value made with [`Bytes::from_owner`] can tell its owner when the entry is gone. Values read
+    /// with [`get`](Self::get) are clones that keep it alive until they are dropped too.
+    ///
+    /// ```
+    /// # let store = backend_memory::MemoryStore::new();
+    /// use bytes::Bytes;
+    /// store.set_weighted("k", Bytes::from_static(b"#7"), 1_000, cache_core::SetOptions::new())?;
+    /// assert_eq!(store.bytes(), 1 + 1_000);
+    /// assert_eq!(store.get("k")?.as_deref(), Some(&b"#7"[..]));
+    /// # Ok::<_, cache_core::Error>(())
+    /// ```
+    pub fn set_weighted(
+        &self,
+        key: &str,
+        value: Bytes,
+        weight: usize,
+        options: SetOptions,
+    ) -> Result<bool> {
+        self.set_value(key, Value::Weighted(value, weight), options)
+    }
+
     fn set_value(&self, key: &str, value: Value<'_>, options: SetOptions) -> Result<bool> {
         self.check_entry(key, value.len())?;
         let ttl = opt_ttl_millis(options.ttl)?;
@@ -717,6 +745,114 @@ mod tests {
             .set(&key, vec![1u8; limits.max_value_len + 1], SetOptions::new())
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ValueTooLarge);
+    }
+
+    /// A handle value that records its number in `freed` when the store drops it.
+    fn handle(n: u8, freed: &Arc<std::sync::Mutex<Vec<u8>>>) -> Bytes {
+        struct Handle([u8; 1], Arc<std::sync::Mutex<Vec<u8>>>);
+        impl AsRef<[u8]> for Handle {
+            fn as_ref(&self) -> &[u8] {
+                &self.0
+            }
+        }
+        impl Drop for Handle {
+            fn drop(&mut self) {
+                self.1.lock().unwrap().push(self.0[0]);
+            }
+        }
+        Bytes::from_owner(Handle([n], freed.clone()))
+    }
+
+    #[test]
+    fn weighted_values_are_charged_their_weight_and_dropped_when_they_leave() {
+        let clock = cache_core::ManualClock::new();
+        let store = MemoryStore::builder()
+            .max_entries(100)
+            .max_bytes(1_000)
+            .shards(1)
+            .clock(clock.clone())
+            .build();
+        let freed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let taken = || std::mem::take(&mut *freed.lock().unwrap());
+        let set = |key: &str, n: u8, weight: usize| {
+            store.set_weighted(key, handle(n, &freed), weight, SetOptions::new())
+        };
+
+        set("a", 1, 300).unwrap();
+        assert_eq!(store.bytes(), 301);
+        assert_eq!(store.stats().bytes, 301);
+        assert_eq!(store.get_with("a", <[u8]>::to_vec).unwrap(), Some(vec![1]));
+        // Overwritten by another weighted value, then by a plain one.
+        set("a", 2, 200).unwrap();
+        assert_eq!((taken(), store.bytes()), (vec![1], 201));
+        store.set_slice("a", b"xyz", SetOptions::new()).unwrap();
+        assert_eq!((taken(), store.bytes()), (vec![2], 4));
+        set("a", 3, 100).unwrap();
+        store
+            .set("a", Bytes::from_static(b"shared"), SetOptions::new())
+            .unwrap();
+        assert_eq!((taken(), store.bytes()), (vec![3], 7));
+        // The weight, not the 1-byte handle, counts against max_bytes: the third 400 evicts one.
+        store.delete("a").unwrap();
+        for (i, key) in ["b", "c", "d"].into_iter().enumerate() {
+            set(key, 10 + i as u8, 400).unwrap();
+        }
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.bytes(), 802);
+        assert_eq!(taken(), vec![10]);
+        assert_eq!(store.stats().evictions, 1);
+        // Refused: heavier than the value limit. Deleted, expired, cleared.
+        assert_eq!(
+            set("e", 20, 5_000).unwrap_err().kind(),
+            ErrorKind::ValueTooLarge
+        );
+        assert_eq!(taken(), vec![20]);
+        assert!(store.delete("c").unwrap());
+        assert_eq!(taken(), vec![11]);
+        store
+            .set_weighted(
+                "t",
+                handle(30, &freed),
+                10,
+                SetOptions::new().ttl(Duration::from_secs(1)),
+            )
+            .unwrap();
+        clock.advance(Duration::from_secs(2));
+        store.purge_expired();
+        assert_eq!(taken(), vec![30]);
+        assert_eq!(store.clear(""), 1);
+        assert_eq!(taken(), vec![12]);
+        assert_eq!(store.bytes(), 0);
+    }
+
+    #[test]
+    fn weights_of_every_width_are_charged_exactly() {
+        let store = MemoryStore::builder()
+            .max_entries(10)
+            .max_bytes(1 << 30)
+            .shards(1)
+            .build();
+        let mut total = 0;
+        for (i, weight) in [0, 1, 255, 256, 65_535, 65_536, (1 << 24) + 3, 60 << 20]
+            .into_iter()
+            .enumerate()
+        {
+            let key = format!("w{i}");
+            let value = Bytes::from_static(b"h");
+            store
+                .set_weighted(&key, value, weight, SetOptions::new())
+                .unwrap();
+            total += key.len() + weight;
+            assert_eq!(store.bytes(), total, "weight {weight}");
+        }
+        // Overwriting swaps one weight for another; deleting gives it back.
+        store
+            .set_weighted("w0", Bytes::new(), 70_000, SetOptions::new())
+            .unwrap();
+        total += 70_000;
+        assert_eq!(store.bytes(), total);
+        store.delete("w0").unwrap();
+        assert_eq!(store.bytes(), total - 2 - 70_000);
     }
 
     #[test]

@@ -4,23 +4,50 @@
 //!
 //! This crate is the wasm-bindgen layer only: [`RawCache`] wraps a [`MemoryStore`] and forwards
 //! every call to its direct, synchronous API. It is exported to JS as `RawCache`, which the
-//! package's hand-written wrapper (`js/src/cache.js`, exported as `MemoryCache`) drives. The
-//! wrapper does what only JS can do (type checks, encoding values, building `Error` objects and
-//! merging concurrent `getOrSet` loads); every cache decision is made here or in the store.
+//! package's hand-written wrapper (`js/src/api.js`, exported as `MemoryCache`) drives. The
+//! wrapper does what only JS can do (type checks, holding string and byte values, encoding JSON
+//! values, building `Error` objects and merging concurrent `getOrSet` loads); every cache decision
+//! is made here or in the store.
 //!
 //! ## The calling convention
 //!
 //! Strings and bytes do not cross the boundary as arguments: that would cost an allocation and a
 //! free per call. Instead each `RawCache` owns two scratch buffers in wasm memory, whose addresses
-//! JS reads once ([`RawCache::key_ptr`], [`RawCache::val_ptr`]). JS writes the UTF-8 key (and the
-//! encoded value) there and passes lengths; Rust writes a value it returns into the value buffer
-//! and returns its length. Results are numbers: `>= 0` for success, [`MISS`] for a miss, and the
-//! other negative `ERR_*` codes for errors, whose message [`RawCache::error_message`] returns.
-//! Nothing here panics on bad input: lengths, TTLs and numbers are all checked first.
+//! JS reads once ([`RawCache::key_ptr`], [`RawCache::val_ptr`]). JS writes the UTF-8 key there and
+//! passes its length. Results are numbers: `>= 0` for success, [`MISS`] for a miss, and the other
+//! negative `ERR_*` codes for errors, whose message [`RawCache::error_message`] returns. Nothing
+//! here panics on bad input: lengths, TTLs, slots and numbers are all checked first.
+//!
+//! ## Values: handles to the JS heap, or inline bytes
+//!
+//! Strings and `Uint8Array`s stay in the JS heap: the wrapper keeps them in a value table (an
+//! array plus a free list of slot numbers) and stores only a *handle* here, with
+//! [`RawCache::set_handle`]: the slot number, as the 5 bytes `[HANDLE_TAG, slot (u32, LE)]`, charged
+//! as the value's real size (the `weight` JS passes) through [`MemoryStore::set_weighted`]. A hit
+//! on a handle makes [`RawCache::get`] return the slot number, so a read copies and decodes
+//! nothing. Every policy decision (admission, eviction, TTLs, both bounds, counters) is still made
+//! by the store, which charges the weight against `maxBytes` and reports it in `stats().bytes`.
+//!
+//! The store drops a handle when its entry leaves for any reason (evicted, expired, deleted,
+//! cleared, overwritten, or a refused write); the handle then records its slot as freed. JS must
+//! not reuse a slot before it comes back from [`RawCache::drain_freed`] (read them at
+//! [`RawCache::freed_ptr`]), which it calls after calls that free slots in bulk (`delete`, `clear`,
+//! `deletePrefix`, `size`, `stats`, a failed write) and whenever the byte at
+//! [`RawCache::drain_flag_ptr`] is non-zero: it is set once [`DRAIN_AT`] slots are waiting, or one
+//! slot of a value of [`LARGE_WEIGHT`] bytes or more, so the common path costs a one-byte read and
+//! dead values linger in the JS heap only briefly.
+//!
+//! JSON values and `incr` counters are stored inline, as bytes: JS writes the value into the value
+//! buffer and passes its length to [`RawCache::set`]; an inline hit makes [`RawCache::get`] return
+//! [`INLINE`], with the value copied into the value buffer and its length in
+//! [`RawCache::value_len`].
 
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use backend_memory::{MemoryStore, MemoryStoreBuilder};
+use bytes::Bytes;
 use cache_core::{Error, ErrorKind, KeyTtl, Limits, MAX_TTL, ScanCursor, SetOptions};
 use wasm_bindgen::prelude::*;
 
@@ -42,6 +69,18 @@ pub const ERR_OVERFLOW: i32 = -7;
 pub const ERR_INVALID_ARGUMENT: i32 = -8;
 /// Anything else the store reports (JS: `Error`, `ERR_CACHE`).
 pub const ERR_OTHER: i32 = -9;
+/// [`RawCache::get`] found an inline value: it is in the value buffer, [`RawCache::value_len`] bytes.
+pub const INLINE: i32 = -10;
+
+/// The first byte of a stored handle, followed by the slot number (u32, little-endian). Inline
+/// values never start with it (JSON text and decimal counters cannot), and `set` refuses ones that do.
+pub const HANDLE_TAG: u8 = 3;
+/// How many freed slots may wait before the drain flag asks JS to take them.
+pub const DRAIN_AT: usize = 64;
+/// A freed slot of a value this large (bytes) raises the drain flag at once.
+pub const LARGE_WEIGHT: usize = 64 << 10;
+/// The largest slot number: slots come back from [`RawCache::get`] as a non-negative `i32`.
+const MAX_SLOT: u32 = i32::MAX as u32;
 
 /// The largest integer a JS number holds exactly (`Number.MAX_SAFE_INTEGER`).
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
@@ -69,11 +108,53 @@ pub struct RawOptions {
     pub namespace: Option<String>,
 }
 
+/// Where handles record their slot when the store drops them.
+#[derive(Debug, Default)]
+struct Sink {
+    freed: Mutex<Vec<u32>>,
+    /// Non-zero when JS should call [`RawCache::drain_freed`]; JS reads it in wasm memory.
+    drain: AtomicU8,
+}
+
+/// A stored handle: the bytes the store holds (`[HANDLE_TAG, slot (LE)]`, then a flag byte saying
+/// the value is large), and the sink that learns when the store drops it.
+struct Handle {
+    bytes: [u8; 6],
+    sink: Arc<Sink>,
+}
+
+impl AsRef<[u8]> for Handle {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..5]
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let [_, a, b, c, d, large] = self.bytes;
+        let mut freed = self
+            .sink
+            .freed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        freed.push(u32::from_le_bytes([a, b, c, d]));
+        if large != 0 || freed.len() >= DRAIN_AT {
+            self.sink.drain.store(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The cache as JS sees it: a [`MemoryStore`] plus the scratch buffers of the calling convention.
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct RawCache {
     store: MemoryStore,
+    /// Slots of handles the store has dropped, not yet drained.
+    sink: Arc<Sink>,
+    /// The slots the last [`drain_freed`](Self::drain_freed) took, for JS to read.
+    freed: Vec<u32>,
+    /// Length of the inline value the last [`get`](Self::get) left in the value buffer.
+    value_len: usize,
     /// `namespace:` (or nothing), kept at the start of `key_buf` so keys need no copy.
     prefix_len: usize,
     /// `[prefix][user key]`; its length always equals its capacity, so any prefix is in bounds.
@@ -160,8 +241,9 @@ impl RawCache {
         cache_core::CacheStore::limits(&self.store).max_value_len
     }
 
-    /// Reads the key of `key_len` bytes; copies its value into the value buffer (growing it if
-    /// needed) and returns the value's length, or [`MISS`], or an error code.
+    /// Reads the key of `key_len` bytes. Returns the slot number (`>= 0`) of a handle; or
+    /// [`INLINE`] for an inline value, copied into the value buffer (growing it if needed), whose
+    /// length [`value_len`](Self::value_len) gives; or [`MISS`], or an error code.
     pub fn get(&mut self, key_len: usize) -> i32 {
         let key = match key_in(&self.key_buf, self.prefix_len, key_len) {
             Ok(key) => key,
@@ -169,22 +251,100 @@ impl RawCache {
         };
         // Copy straight from the entry into the value buffer, under the store's read lock.
         let val_buf = &mut self.val_buf;
+        let value_len = &mut self.value_len;
         let result = self.store.get_with(key, |value| {
-            let len = i32::try_from(value.len()).ok()?;
+            if let [HANDLE_TAG, a, b, c, d] = *value {
+                return Some(u32::from_le_bytes([a, b, c, d]) as i32);
+            }
+            i32::try_from(value.len()).ok()?;
             grow(val_buf, value.len());
             val_buf[..value.len()].copy_from_slice(value);
-            Some(len)
+            *value_len = value.len();
+            Some(INLINE)
         });
         match result {
-            Ok(Some(Some(len))) => len,
+            Ok(Some(Some(n))) => n,
             Ok(Some(None)) => self.fail_with(ERR_VALUE_TOO_LARGE, "the value is larger than 2 GiB"),
             Ok(None) => MISS,
             Err(e) => self.fail(key_len, &e),
         }
     }
 
-    /// Writes the key of `key_len` bytes with the first `val_len` bytes of the value buffer.
-    /// `ttl`: milliseconds; negative means the default TTL, `0` none. Returns `0` or an error code.
+    /// Length of the inline value the last [`get`](Self::get) that returned [`INLINE`] copied.
+    #[wasm_bindgen(js_name = valueLen)]
+    pub fn value_len(&self) -> usize {
+        self.value_len
+    }
+
+    /// Writes the key of `key_len` bytes with a handle to JS value `slot`, charged `weight` bytes
+    /// (a whole number) against `maxBytes` and the value limit. `ttl` as in [`set`](Self::set).
+    /// Returns `0` or an error code. Whatever happens, `slot` comes back from
+    /// [`drain_freed`](Self::drain_freed) once the store lets go of it (at once if the write fails).
+    #[wasm_bindgen(js_name = setHandle)]
+    pub fn set_handle(&mut self, key_len: usize, slot: u32, weight: f64, ttl: f64) -> i32 {
+        // The handle first: from here on, any failure drops it and so frees `slot`.
+        let [a, b, c, d] = slot.to_le_bytes();
+        let large = u8::from(weight >= LARGE_WEIGHT as f64);
+        let value = Bytes::from_owner(Handle {
+            bytes: [HANDLE_TAG, a, b, c, d, large],
+            sink: self.sink.clone(),
+        });
+        if slot > MAX_SLOT {
+            return self.fail_with(ERR_INVALID_ARGUMENT, "slot numbers must be below 2^31");
+        }
+        if !(weight.fract() == 0.0 && weight >= 0.0) {
+            return self.fail_with(ERR_INVALID_ARGUMENT, "a weight is a whole number of bytes");
+        }
+        let ttl = match self.ttl_arg(ttl) {
+            Ok(ttl) => ttl,
+            Err(code) => return code,
+        };
+        // `as` saturates: a weight beyond usize is refused as too large by the store.
+        let weight = weight as usize;
+        let result = match self.key(key_len) {
+            Ok(key) => {
+                self.store
+                    .set_weighted(key, value, weight, SetOptions::new().maybe_ttl(ttl))
+            }
+            Err(message) => return self.fail_with(ERR_INVALID_KEY, message),
+        };
+        match result {
+            Ok(_) => 0,
+            Err(e) => self.fail(key_len, &e),
+        }
+    }
+
+    /// Takes the slots freed since the last call (see the module docs); returns how many. They are
+    /// at [`freed_ptr`](Self::freed_ptr), as little-endian `u32`s, until the next call.
+    #[wasm_bindgen(js_name = drainFreed)]
+    pub fn drain_freed(&mut self) -> usize {
+        self.freed.clear();
+        let mut freed = self
+            .sink
+            .freed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        std::mem::swap(&mut *freed, &mut self.freed);
+        self.sink.drain.store(0, Ordering::Relaxed);
+        self.freed.len()
+    }
+
+    /// Address of the slots the last [`drain_freed`](Self::drain_freed) took.
+    #[wasm_bindgen(js_name = freedPtr)]
+    pub fn freed_ptr(&self) -> usize {
+        self.freed.as_ptr() as usize
+    }
+
+    /// Address of the drain flag: a byte that is non-zero when JS should call
+    /// [`drain_freed`](Self::drain_freed). It does not move.
+    #[wasm_bindgen(js_name = drainFlagPtr)]
+    pub fn drain_flag_ptr(&self) -> usize {
+        self.sink.drain.as_ptr() as usize
+    }
+
+    /// Writes the key of `key_len` bytes with the first `val_len` bytes of the value buffer, stored
+    /// inline. `ttl`: milliseconds; negative means the default TTL, `0` none. Returns `0` or an
+    /// error code.
     pub fn set(&mut self, key_len: usize, val_len: usize, ttl: f64) -> i32 {
         let ttl = match self.ttl_arg(ttl) {
             Ok(ttl) => ttl,
@@ -194,6 +354,12 @@ impl RawCache {
             return self.fail_with(ERR_INVALID_ARGUMENT, "value length beyond the value buffer");
         }
         let value = &self.val_buf[..val_len];
+        if value.first() == Some(&HANDLE_TAG) {
+            return self.fail_with(
+                ERR_INVALID_ARGUMENT,
+                "inline values cannot start with byte 3",
+            );
+        }
         let result = match self.key(key_len) {
             Ok(key) => self
                 .store
@@ -390,6 +556,9 @@ impl RawCache {
         key_buf.resize(prefix.len() + INITIAL_BUFFER, 0);
         Ok(RawCache {
             store,
+            sink: Arc::default(),
+            freed: Vec::new(),
+            value_len: 0,
             prefix_len: prefix.len(),
             key_buf,
             val_buf: vec![0; INITIAL_BUFFER],
@@ -544,7 +713,125 @@ mod tests {
     fn get(c: &mut RawCache, key: &str) -> Option<Vec<u8>> {
         let (k, _) = c.stage(key, b"");
         let n = c.get(k);
-        (n >= 0).then(|| c.value(n as usize).to_vec())
+        assert!(n == INLINE || n == MISS, "{n}");
+        (n == INLINE).then(|| c.value(c.value_len()).to_vec())
+    }
+
+    fn set_handle(c: &mut RawCache, key: &str, slot: u32, weight: f64, ttl: f64) -> i32 {
+        let (k, _) = c.stage(key, b"");
+        c.set_handle(k, slot, weight, ttl)
+    }
+
+    fn get_slot(c: &mut RawCache, key: &str) -> i32 {
+        let (k, _) = c.stage(key, b"");
+        c.get(k)
+    }
+
+    fn drained(c: &mut RawCache) -> Vec<u32> {
+        let n = c.drain_freed();
+        let mut slots = c.freed[..n].to_vec();
+        slots.sort_unstable();
+        slots
+    }
+
+    fn drain_flag(c: &RawCache) -> u8 {
+        c.sink.drain.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn handles_are_charged_their_weight_and_come_back_when_dropped() {
+        let mut c = cache("ns");
+        assert_eq!(set_handle(&mut c, "a", 7, 65.0, -1.0), 0);
+        assert_eq!(get_slot(&mut c, "a"), 7);
+        assert_eq!(c.stats()[..2], [1.0, 0.0]);
+        // Keys (with the namespace) plus weights, not the 5-byte handles.
+        assert_eq!(c.stats()[5], 4.0 + 65.0);
+        assert!(drained(&mut c).is_empty());
+        // Overwritten by a handle, then by an inline value; deleted; cleared.
+        assert_eq!(set_handle(&mut c, "a", 8, 10.0, -1.0), 0);
+        assert_eq!(drained(&mut c), [7]);
+        assert_eq!(set(&mut c, "a", b"42", -1.0), 0);
+        assert_eq!(drained(&mut c), [8]);
+        assert_eq!(get(&mut c, "a").as_deref(), Some(&b"42"[..]));
+        let (k, _) = c.stage("a", b"");
+        assert_eq!(c.incr(k, 1.0, 0.0), 0);
+        assert_eq!(set_handle(&mut c, "b", 9, 10.0, 0.0), 0);
+        let (k, _) = c.stage("b", b"");
+        assert_eq!(c.incr(k, 1.0, 0.0), ERR_NOT_AN_INTEGER);
+        assert_eq!(c.delete(k), 1);
+        assert_eq!(drained(&mut c), [9]);
+        for slot in 0..3 {
+            assert_eq!(set_handle(&mut c, &format!("k{slot}"), slot, 1.0, 0.0), 0);
+        }
+        assert_eq!(c.clear(), 4.0);
+        assert_eq!(drained(&mut c), [0, 1, 2]);
+        assert_eq!(c.stats()[5], 0.0);
+    }
+
+    #[test]
+    fn a_refused_handle_comes_back_at_once() {
+        let mut c = cache("");
+        assert_eq!(
+            set_handle(&mut c, "a", 1, 20_000.0, 0.0),
+            ERR_VALUE_TOO_LARGE
+        );
+        assert_eq!(set_handle(&mut c, "", 2, 1.0, 0.0), ERR_INVALID_KEY);
+        assert_eq!(set_handle(&mut c, "a", 3, 1.0, f64::NAN), ERR_INVALID_TTL);
+        assert_eq!(set_handle(&mut c, "a", 4, 0.5, 0.0), ERR_INVALID_ARGUMENT);
+        assert_eq!(
+            set_handle(&mut c, "a", 5, f64::INFINITY, 0.0),
+            ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            set_handle(&mut c, "a", 1 << 31, 1.0, 0.0),
+            ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(set_handle(&mut c, "a", 6, 1e300, 0.0), ERR_VALUE_TOO_LARGE);
+        assert_eq!(drained(&mut c), [1, 2, 3, 4, 5, 6, 1 << 31]);
+        assert_eq!(c.size(), 0.0);
+        // Inline values cannot pass for handles.
+        assert_eq!(
+            set(&mut c, "a", &[HANDLE_TAG, 1, 0, 0, 0], 0.0),
+            ERR_INVALID_ARGUMENT
+        );
+    }
+
+    #[test]
+    fn evictions_and_expiries_free_slots_and_raise_the_drain_flag() {
+        let mut c = cache("");
+        // 100 entries at most: 100 + DRAIN_AT writes evict DRAIN_AT of them.
+        let total = 100 + DRAIN_AT as u32;
+        for slot in 0..total {
+            assert_eq!(drain_flag(&c), 0, "{slot}");
+            assert_eq!(set_handle(&mut c, &format!("k{slot}"), slot, 1.0, 0.0), 0);
+        }
+        assert_eq!(drain_flag(&c), 1);
+        let freed = drained(&mut c);
+        assert_eq!(freed.len(), DRAIN_AT);
+        assert_eq!(drain_flag(&c), 0);
+        // Every freed slot is gone from the store, every other one is still there.
+        for slot in 0..total {
+            let found = get_slot(&mut c, &format!("k{slot}"));
+            if freed.contains(&slot) {
+                assert_eq!(found, MISS, "{slot}");
+            } else {
+                assert_eq!(found, slot as i32);
+            }
+        }
+        // One large value raises the flag as soon as it leaves.
+        assert_eq!(c.clear(), 100.0);
+        drained(&mut c);
+        assert_eq!(
+            set_handle(&mut c, "big", 1, LARGE_WEIGHT as f64, 0.0),
+            ERR_VALUE_TOO_LARGE
+        );
+        assert_eq!(drain_flag(&c), 1);
+        assert_eq!(drained(&mut c), [1]);
+        // An expired handle is freed when it is reclaimed.
+        assert_eq!(set_handle(&mut c, "t", 2, 1.0, 0.001), 0);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(c.size(), 0.0);
+        assert_eq!(drained(&mut c), [2]);
     }
 
     #[test]

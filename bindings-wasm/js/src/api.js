@@ -1,19 +1,21 @@
 // The thin JS layer over the wasm `RawCache` (bindings-wasm/src/lib.rs), shared by the web, bundler
-// and Node builds. It does only what JS must do: type checks, encoding values into wasm memory,
-// building Error objects from Rust's error codes, and merging concurrent `getOrSet` loads (a JS
-// Promise cannot live in the wasm store). Every cache decision (bounds, eviction, TTLs, counters,
-// key and value limits) is made in Rust. It uses no Node-only API: it runs in browsers, Deno and
-// edge workers.
+// and Node builds. It does only what JS must do: type checks, keeping string and byte values in the
+// JS heap, encoding JSON values into wasm memory, building Error objects from Rust's error codes,
+// and merging concurrent `getOrSet` loads (a JS Promise cannot live in the wasm store). Every cache
+// decision (bounds, eviction, TTLs, counters, key and value limits) is made in Rust. It uses no
+// Node-only API: it runs in browsers, Deno and edge workers.
 //
-// Values are stored as bytes whose first byte says what they are:
-//   0x01 + UTF-8           a string
-//   0x02 + raw bytes       a Uint8Array
-//   anything else          JSON text (numbers start with '-' or a digit, so `incr` counters are
-//                          plain decimal integers and read back as numbers)
+// Values (see "Values: handles to the JS heap, or inline bytes" in lib.rs):
+//   strings and Uint8Arrays  stay in this wrapper's value table (an array plus a free list of slot
+//                            numbers); Rust stores the slot number, charged as the value's size
+//                            (1 + its length in UTF-16 code units, or 1 + its byte length), and tells us which
+//                            slots it has let go of (`drainFreed`) before we reuse them.
+//   anything else            JSON text, stored in Rust (numbers start with '-' or a digit, so
+//                            `incr` counters are plain decimal integers and read back as numbers)
 
-const TAG_STRING = 1;
-const TAG_BYTES = 2;
 const MISS = -1;
+/** `RawCache.get`: an inline (JSON) value is in the value buffer. */
+const INLINE = -10;
 
 /** Error codes returned by `RawCache`, with the JS error class and `code` each becomes. */
 const CODES = new Map([
@@ -129,6 +131,12 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
     #lastKeyLen = 0;
     #inflight = new Map();
     #maxValue = undefined;
+    /** The string and Uint8Array values, by slot number; Rust stores the slot numbers. */
+    #values = [];
+    /** Slots Rust has let go of, free for the next value. */
+    #free = [];
+    /** Address of Rust's drain flag: non-zero when freed slots are waiting to be taken back. */
+    #flagAddr = 0;
 
     constructor(options = {}) {
       if (!isReady()) {
@@ -151,6 +159,7 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       }
       this.#refreshKey();
       this.#refreshVal();
+      this.#flagAddr = this.#raw.drainFlagPtr();
     }
 
     #refreshKey() {
@@ -168,9 +177,17 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       return fail(Ctor, name, this.#raw.errorMessage());
     }
 
-    /** Writes `key` as UTF-8 into the key buffer; returns its byte length. */
+    /** Writes `key` as UTF-8 into the key buffer (unless it is there already); returns its byte length. */
     #key(key) {
-      if (key === this.#lastKey) return this.#lastKeyLen;
+      return key === this.#lastKey ? this.#lastKeyLen : this.#encodeKey(key);
+    }
+
+    /**
+     * Writes `key` as UTF-8 into the key buffer; returns its byte length. `get` calls this rather
+     * than `#key`: a read rarely repeats the previous key, and comparing two distinct strings of
+     * one length compares their characters.
+     */
+    #encodeKey(key) {
       this.#lastKey = undefined;
       if (typeof key !== 'string') {
         throw fail(TypeError, 'ERR_INVALID_KEY', `keys must be strings, got ${key === null ? 'null' : typeof key}`);
@@ -204,24 +221,8 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       return len;
     }
 
-    /** Encodes `value` into the value buffer; returns its length. */
-    #value(value) {
-      if (typeof value === 'string') {
-        if (isWellFormed(value)) return this.#text(TAG_STRING, value);
-        // Lone surrogates cannot be UTF-8; JSON escapes them, so they still round-trip.
-        return this.#text(0, JSON.stringify(value));
-      }
-      if (value instanceof Uint8Array) {
-        const n = value.length + 1;
-        if (n > this.#valCap) {
-          this.#checkSize(n);
-          this.#growVal(n);
-        }
-        const buf = view();
-        buf[this.#valPtr] = TAG_BYTES;
-        buf.set(value, this.#valPtr + 1);
-        return n;
-      }
+    /** Encodes `value` (neither a string nor a Uint8Array) as JSON into the value buffer; returns its length. */
+    #json(value) {
       if (value === undefined || typeof value === 'function' || typeof value === 'symbol') {
         throw fail(TypeError, 'ERR_INVALID_VALUE', `cannot cache ${value === undefined ? 'undefined' : `a ${typeof value}`}: values are strings, Uint8Arrays and JSON values`);
       }
@@ -287,33 +288,51 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       this.#refreshVal();
     }
 
-    /** Decodes the `len` bytes Rust left in the value buffer. */
-    #decode(len) {
+    /** Decodes the inline (JSON) value Rust left in the value buffer. */
+    #inline() {
+      const len = this.#raw.valueLen();
       if (len > this.#valCap) this.#refreshVal();
-      const buf = view();
       const p = this.#valPtr;
-      if (len === 0) return new Uint8Array(0);
-      const tag = buf[p];
-      if (tag === TAG_STRING) return decodeUtf8(buf, p + 1, p + len);
-      if (tag === TAG_BYTES) {
-        // A copy, as a plain Uint8Array (the view may be a Buffer, whose slice() would alias).
-        const out = new Uint8Array(len - 1);
-        out.set(buf.subarray(p + 1, p + len));
-        return out;
+      const value = JSON.parse(decodeUtf8(view(), p, p + len));
+      if (len > SHRINK_ABOVE) this.#shrink();
+      return value;
+    }
+
+    /** Takes back the slots Rust has let go of: drops their values and reuses the slots. */
+    #drain() {
+      const n = this.#raw.drainFreed();
+      if (n === 0) return;
+      const p = this.#raw.freedPtr();
+      const buf = view();
+      const values = this.#values;
+      const free = this.#free;
+      for (let q = p; q < p + 4 * n; q += 4) {
+        const slot = buf[q] | (buf[q + 1] << 8) | (buf[q + 2] << 16) | (buf[q + 3] << 24);
+        values[slot] = undefined;
+        free.push(slot);
       }
-      return JSON.parse(decodeUtf8(buf, p, p + len));
+    }
+
+    /** Drains if Rust's flag says enough freed slots (or a large value's) are waiting. */
+    #maybeDrain() {
+      if (view()[this.#flagAddr] !== 0) this.#drain();
     }
 
     /** The value at `key`, or `undefined` if it is absent or expired. */
     get(key) {
-      const n = this.#raw.get(this.#key(key));
-      if (n < 0) {
-        if (n === MISS) return undefined;
-        throw this.#error(n);
+      const n = this.#raw.get(this.#encodeKey(key));
+      if (n >= 0) {
+        const value = this.#values[n];
+        // Bytes: a copy, so the caller cannot change the cached value.
+        return typeof value === 'string' ? value : value.slice();
       }
-      const value = this.#decode(n);
-      if (n > SHRINK_ABOVE) this.#shrink();
-      return value;
+      if (n === MISS) {
+        // Reading an expired entry reclaims it.
+        this.#maybeDrain();
+        return undefined;
+      }
+      if (n === INLINE) return this.#inline();
+      throw this.#error(n);
     }
 
     #shrink() {
@@ -325,12 +344,41 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
 
     /** Stores `value` at `key`; `options.ttl` in ms (0: never expires; default: the cache's). */
     set(key, value, options) {
-      const ttl = ttlOption(options);
-      const vlen = this.#value(value);
-      const status = this.#raw.set(this.#key(key), vlen, ttl);
-      if (this.#valCap > SHRINK_ABOVE || this.#keyCap > SHRINK_ABOVE) this.#shrink();
-      if (status < 0) throw this.#error(status);
+      const ttl = options === undefined ? -1 : ttlOption(options);
+      if (typeof value === 'string') {
+        // Charged 1 + its length: reading the text to count UTF-8 bytes would cost more than the
+        // rest of the write (a fresh string is often a rope that has to be flattened first).
+        this.#setHandle(key, value, 1 + value.length, ttl);
+      } else if (value instanceof Uint8Array) {
+        const n = value.length + 1;
+        this.#checkSize(n);
+        // A copy, as a plain Uint8Array: later changes to the caller's array do not reach the cache.
+        this.#setHandle(key, new Uint8Array(value), n, ttl);
+      } else {
+        const vlen = this.#json(value);
+        const status = this.#raw.set(this.#key(key), vlen, ttl);
+        if (this.#valCap > SHRINK_ABOVE || this.#keyCap > SHRINK_ABOVE) this.#shrink();
+        if (status < 0) throw this.#error(status);
+        this.#maybeDrain();
+      }
       return this;
+    }
+
+    /** Puts `value` in a free slot and stores the slot at `key`, charged `weight` bytes. */
+    #setHandle(key, value, weight, ttl) {
+      const klen = this.#key(key);
+      const values = this.#values;
+      const free = this.#free;
+      const slot = free.length === 0 ? values.length : free.pop();
+      values[slot] = value;
+      const status = this.#raw.setHandle(klen, slot, weight, ttl);
+      if (status < 0) {
+        const error = this.#error(status);
+        // A refused write frees the slot at once.
+        this.#drain();
+        throw error;
+      }
+      this.#maybeDrain();
     }
 
     /** Whether `key` holds a live entry. Does not count as a hit or a miss. */
@@ -344,6 +392,7 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
     delete(key) {
       const status = this.#raw.delete(this.#key(key));
       if (status < 0) throw this.#error(status);
+      this.#drain();
       return status === 1;
     }
 
@@ -351,6 +400,7 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
     clear() {
       this.#raw.clear();
       this.#lastKey = undefined;
+      this.#drain();
     }
 
     /** Deletes every key that starts with `prefix`; returns how many it deleted. */
@@ -358,12 +408,16 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       if (typeof prefix !== 'string') {
         throw fail(TypeError, 'ERR_INVALID_ARGUMENT', `prefix must be a string, got ${typeof prefix}`);
       }
-      return this.#raw.deletePrefix(prefix);
+      const deleted = this.#raw.deletePrefix(prefix);
+      this.#drain();
+      return deleted;
     }
 
     /** Live entries now. */
     get size() {
-      return this.#raw.size();
+      const size = this.#raw.size();
+      this.#drain();
+      return size;
     }
 
     /** An iterator over a snapshot of the live keys (sorted). */
@@ -394,6 +448,7 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       const ttl = ttlOption(options);
       const status = this.#raw.incr(this.#key(key), delta, ttl);
       if (status < 0) throw this.#error(status);
+      this.#maybeDrain();
       return this.#raw.number();
     }
 
@@ -430,6 +485,7 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
     /** Counters since creation, plus the entries and bytes held now. */
     stats() {
       const [hits, misses, evictions, expirations, entries, bytes] = this.#raw.stats();
+      this.#drain();
       return { hits, misses, evictions, expirations, entries, bytes };
     }
 
@@ -437,6 +493,8 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
     free() {
       this.#raw?.free();
       this.#raw = undefined;
+      this.#values = [];
+      this.#free = [];
     }
 
     [Symbol.dispose]() {

@@ -1,6 +1,10 @@
 // Types of @cachekit/wasm: the same for the node, web and bundler builds.
 
-/** What a cache can hold. Strings, Uint8Arrays and JSON values round-trip exactly. */
+/**
+ * What a cache can hold. Strings, Uint8Arrays and JSON values round-trip exactly. Strings and
+ * Uint8Arrays are kept in the JS heap (a Uint8Array is copied on `set`, and `get` returns a fresh
+ * copy); other values are stored as JSON text.
+ */
 export type CacheValue =
   | string
   | Uint8Array
@@ -16,7 +20,11 @@ export type CacheValue =
 export interface MemoryCacheOptions {
   /** Most entries held at once; the oldest unpopular ones are evicted (S3-FIFO). Default: 10 000. */
   maxEntries?: number;
-  /** Most bytes held at once: UTF-8 keys plus encoded values. Default: 64 MiB. */
+  /**
+   * Most bytes held at once: UTF-8 keys plus value sizes (a string: 1 + its `length`, in UTF-16
+   * code units; a Uint8Array: 1 + its length; anything else: the UTF-8 length of its JSON).
+   * Default: 64 MiB.
+   */
   maxBytes?: number;
   /** Default time to live in milliseconds for writes that give none. Default: 0, never expires. */
   ttl?: number;
@@ -42,7 +50,7 @@ export interface CacheStats {
   expirations: number;
   /** Entries held now. */
   entries: number;
-  /** Bytes held now: keys plus encoded values. */
+  /** Bytes held now: UTF-8 keys plus value sizes, as counted for `maxBytes`. */
   bytes: number;
 }
 
@@ -52,7 +60,7 @@ export type CacheErrorCode =
   | 'ERR_INVALID_KEY'
   /** RangeError: the key is longer than 1024 UTF-8 bytes. */
   | 'ERR_KEY_TOO_LONG'
-  /** RangeError: the encoded value (plus key) is larger than `maxBytes` or 64 MiB. */
+  /** RangeError: the value's size (plus key) is larger than `maxBytes` or 64 MiB. */
   | 'ERR_VALUE_TOO_LARGE'
   /** TypeError: the value is undefined, a function, a symbol, a BigInt, a non-finite number, a
    * non-Uint8Array binary, or JSON.stringify fails on it (e.g. a cycle). */
@@ -84,9 +92,12 @@ export interface CacheError extends Error {
  */
 export class MemoryCache {
   constructor(options?: MemoryCacheOptions);
-  /** The value at `key`, or `undefined` if it is absent or expired. Counts a hit or a miss. */
+  /**
+   * The value at `key`, or `undefined` if it is absent or expired. Counts a hit or a miss. A
+   * Uint8Array comes back as a fresh copy.
+   */
   get<T extends CacheValue = CacheValue>(key: string): T | undefined;
-  /** Stores `value` at `key`, replacing any value; may evict others. Returns the cache. */
+  /** Stores `value` at `key` (a Uint8Array is copied), replacing any value; may evict others. Returns the cache. */
   set(key: string, value: CacheValue, options?: SetOptions): this;
   /** Whether `key` holds a live entry (not counted as a hit or miss). */
   has(key: string): boolean;

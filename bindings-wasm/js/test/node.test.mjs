@@ -49,6 +49,68 @@ test('strings, bytes and JSON values round-trip exactly', () => {
   assert.deepEqual(c.get('obj'), { d: '1970-01-01T00:00:00.000Z' });
 });
 
+test('a Uint8Array is copied on set, and every get returns a fresh copy', () => {
+  const c = new MemoryCache();
+  const bytes = new Uint8Array([1, 2, 3]);
+  c.set('b', bytes);
+  bytes[0] = 9;
+  assert.deepEqual(c.get('b'), new Uint8Array([1, 2, 3]), 'a later change by the caller does not reach the cache');
+  assert.notEqual(c.get('b'), c.get('b'));
+  c.set('buf', Buffer.from('hi'));
+  assert.equal(Object.getPrototypeOf(c.get('buf')), Uint8Array.prototype);
+  // Sizes are charged as documented: 1 + length (UTF-16 code units) for strings, 1 + length for
+  // bytes, the UTF-8 length of the JSON for anything else.
+  const s = new MemoryCache({ maxEntries: 10 });
+  s.set('k', 'é😀').set('b', new Uint8Array(10)).set('j', ['é']);
+  assert.equal(s.stats().bytes, 1 + (1 + 3) + 1 + (1 + 10) + 1 + 6);
+});
+
+test('values stay right while slots are freed and reused (evictions, deletes, overwrites, expiry)', async () => {
+  // A small cache under a random mix of operations: whatever `get` returns must be what was last
+  // stored under that key, so a slot handed back too early or to the wrong key would show.
+  const c = new MemoryCache({ maxEntries: 50, maxBytes: 4_000 });
+  const model = new Map();
+  let x = 12345;
+  const rand = (n) => {
+    x = (x * 1103515245 + 12345) >>> 0;
+    return (x >>> 8) % n;
+  };
+  let hits = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const key = `k${rand(200)}`;
+    const op = rand(100);
+    if (op < 45) {
+      const got = c.get(key);
+      if (got !== undefined) {
+        hits++;
+        assert.deepEqual(got, model.get(key), `get ${key} at step ${i}`);
+      }
+    } else if (op < 80) {
+      const kind = rand(4);
+      const v = kind === 0 ? new Uint8Array([i & 255, rand(256)]) : kind === 1 ? { i } : `${key}=${i}`.repeat(1 + rand(8));
+      c.set(key, v, rand(10) === 0 ? { ttl: 1 } : undefined);
+      model.set(key, v);
+    } else if (op < 90) {
+      c.delete(key);
+      model.delete(key);
+    } else if (op < 95) {
+      try {
+        model.set(key, c.incr(key));
+      } catch (e) {
+        assert.equal(e.code, 'ERR_NOT_AN_INTEGER');
+      }
+    } else if (op === 99 && rand(20) === 0) {
+      c.clear();
+      model.clear();
+    } else if (op === 98) {
+      await sleep(2);
+    }
+  }
+  assert.ok(hits > 1_000, `${hits} hits`);
+  assert.ok(c.stats().evictions > 0);
+  assert.ok(c.stats().bytes <= 4_000);
+});
+
 test('has, delete, clear, size, keys, deletePrefix', () => {
   const c = new MemoryCache();
   assert.equal(c.set('a', 1), c, 'set returns the cache');
@@ -185,7 +247,8 @@ test('bad input throws errors to branch on, and the cache stays usable', () => {
     [() => c.get('é'.repeat(600)), 'ERR_KEY_TOO_LONG', RangeError],
     [() => c.set('k', 'x'.repeat(2 << 20)), 'ERR_VALUE_TOO_LARGE', RangeError],
     [() => c.set('k', new Uint8Array(2 << 20)), 'ERR_VALUE_TOO_LARGE', RangeError],
-    [() => c.set('k', 'é'.repeat(600_000)), 'ERR_VALUE_TOO_LARGE', RangeError],
+    [() => c.set('k', 'é'.repeat(1_100_000)), 'ERR_VALUE_TOO_LARGE', RangeError],
+    [() => c.set('k', ['é'.repeat(600_000)]), 'ERR_VALUE_TOO_LARGE', RangeError],
     [() => c.set('k', 'v', { ttl: -1 }), 'ERR_INVALID_TTL', RangeError],
     [() => c.set('k', 'v', { ttl: NaN }), 'ERR_INVALID_TTL', RangeError],
     [() => c.set('k', 'v', { ttl: Infinity }), 'ERR_INVALID_TTL', RangeError],
