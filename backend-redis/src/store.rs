@@ -157,6 +157,13 @@ impl RedisStore {
         }
     }
 
+    /// `name key_prefix+key`, with room for `extra_args` more arguments of `extra_bytes` in all.
+    fn key_command(&self, name: &str, key: &str, extra_args: usize, extra_bytes: usize) -> Cmd {
+        let mut cmd = command(name, 1 + extra_args, self.key_len(key) + extra_bytes);
+        cmd.arg(self.key_arg(key));
+        cmd
+    }
+
     /// The length of `key_prefix + key`.
     fn key_len(&self, key: &str) -> usize {
         self.inner.config.key_prefix.len() + key.len()
@@ -341,8 +348,7 @@ impl CacheStore for RedisStore {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         self.limits_ref().check_key(key)?;
-        let mut cmd = command("GET", 1, self.key_len(key));
-        cmd.arg(self.key_arg(key));
+        let cmd = self.key_command("GET", key, 0, 0);
         self.query(&cmd, "get", Some(key)).await
     }
 
@@ -372,8 +378,8 @@ impl CacheStore for RedisStore {
         self.limits_ref().check_entry(key, value.len())?;
         let ttl = opt_ttl_millis(options.ttl)?;
         // SET key value [PX ms] [NX|XX]
-        let mut cmd = command("SET", 5, self.key_len(key) + value.len() + 24);
-        cmd.arg(self.key_arg(key)).arg(value.as_ref());
+        let mut cmd = self.key_command("SET", key, 4, value.len() + 24);
+        cmd.arg(value.as_ref());
         if let Some(ms) = ttl {
             cmd.arg("PX").arg(ms);
         }
@@ -412,7 +418,7 @@ impl CacheStore for RedisStore {
         };
         let set_px = |pipe: &mut Pipeline, key: &str, value: &Bytes| {
             pipe.cmd("SET")
-                .arg(key)
+                .arg(self.key_arg(key))
                 .arg(value.as_ref())
                 .arg("PX")
                 .arg(ms)
@@ -422,9 +428,8 @@ impl CacheStore for RedisStore {
             // A cluster pipeline must stay within one slot: one pipeline per slot, all in parallel.
             let mut by_slot: HashMap<Slot, Pipeline> = HashMap::new();
             for (key, value) in entries {
-                let full = self.full_key(key);
-                let pipe = by_slot.entry(Slot::for_key(full.as_bytes())).or_default();
-                set_px(pipe, &full, value);
+                let slot = Slot::for_key(self.full_key(key).as_bytes());
+                set_px(by_slot.entry(slot).or_default(), key, value);
             }
             try_join_all(
                 by_slot
@@ -436,15 +441,14 @@ impl CacheStore for RedisStore {
         }
         let mut pipe = redis::pipe();
         for (key, value) in entries {
-            set_px(&mut pipe, &self.full_key(key), value);
+            set_px(&mut pipe, key, value);
         }
         self.query_pipe(&pipe, "set_many").await
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
         self.limits_ref().check_key(key)?;
-        let mut cmd = command("UNLINK", 1, self.key_len(key));
-        cmd.arg(self.key_arg(key));
+        let cmd = self.key_command("UNLINK", key, 0, 0);
         Ok(self.query::<u64>(&cmd, "delete", Some(key)).await? > 0)
     }
 
@@ -465,15 +469,13 @@ impl CacheStore for RedisStore {
 
     async fn exists(&self, key: &str) -> Result<bool> {
         self.limits_ref().check_key(key)?;
-        let mut cmd = redis::cmd("EXISTS");
-        cmd.arg(&*self.full_key(key));
+        let cmd = self.key_command("EXISTS", key, 0, 0);
         Ok(self.query::<u64>(&cmd, "exists", Some(key)).await? > 0)
     }
 
     async fn ttl(&self, key: &str) -> Result<KeyTtl> {
         self.limits_ref().check_key(key)?;
-        let mut cmd = redis::cmd("PTTL");
-        cmd.arg(&*self.full_key(key));
+        let cmd = self.key_command("PTTL", key, 0, 0);
         Ok(match self.query::<i64>(&cmd, "ttl", Some(key)).await? {
             -2 => KeyTtl::Missing,
             -1 => KeyTtl::Persistent,
@@ -485,15 +487,14 @@ impl CacheStore for RedisStore {
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
         self.limits_ref().check_key(key)?;
         let ms = ttl_millis(ttl)?;
-        let mut cmd = redis::cmd("PEXPIRE");
-        cmd.arg(&*self.full_key(key)).arg(ms);
+        let mut cmd = self.key_command("PEXPIRE", key, 1, 20);
+        cmd.arg(ms);
         Ok(self.query::<u64>(&cmd, "expire", Some(key)).await? > 0)
     }
 
     async fn persist(&self, key: &str) -> Result<bool> {
         self.limits_ref().check_key(key)?;
-        let mut cmd = redis::cmd("PERSIST");
-        cmd.arg(&*self.full_key(key));
+        let cmd = self.key_command("PERSIST", key, 0, 0);
         Ok(self.query::<u64>(&cmd, "persist", Some(key)).await? > 0)
     }
 
@@ -501,7 +502,7 @@ impl CacheStore for RedisStore {
         self.limits_ref().check_key(key)?;
         let ttl = opt_ttl_millis(ttl_on_create)?;
         let ttl_arg = ttl.map(|ms| ms.to_string()).unwrap_or_default();
-        let mut invocation = self.inner.incr.key(&*self.full_key(key));
+        let mut invocation = self.inner.incr.key(self.key_arg(key));
         invocation.arg(delta).arg(ttl_arg);
         let mut conn = self.inner.conn.clone();
         self.timed("incr_by", Some(key), invocation.invoke_async(&mut conn))
@@ -518,7 +519,7 @@ impl CacheStore for RedisStore {
         self.limits_ref()
             .check_entry(key, new.as_ref().map_or(0, Bytes::len))?;
         let ttl = opt_ttl_millis(ttl)?;
-        let mut invocation = self.inner.cas.key(&*self.full_key(key));
+        let mut invocation = self.inner.cas.key(self.key_arg(key));
         invocation
             .arg(if expected.is_some() { "1" } else { "0" })
             .arg(expected.unwrap_or_default())
