@@ -183,7 +183,7 @@ impl<C: Codec> Cache<C> {
 
     /// Reads and decodes a value. A miss is `Ok(None)`.
     ///
-    /// Bytes that do not decode as `T` are an [`ErrorKind::Codec`] error naming the key and `T`; the
+    /// Bytes that do not decode as `T` are an [`ErrorKind::Codec`](crate::ErrorKind::Codec) error naming the key and `T`; the
     /// stored entry is left untouched.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.track(async {
@@ -298,7 +298,7 @@ impl<C: Codec> Cache<C> {
     ///
     /// Concurrent misses on the same key in this `Cache` (and its clones) run the loader once; every
     /// caller gets the value. If the loader fails, every waiting caller gets the same
-    /// [`ErrorKind::Loader`] error (with the loader's error as its source) and nothing is cached. If the
+    /// [`ErrorKind::Loader`](crate::ErrorKind::Loader) error (with the loader's error as its source) and nothing is cached. If the
     /// caller running the loader is cancelled, one of the waiters runs it instead.
     pub async fn get_or_insert_with<T, F, Fut, E>(
         &self,

@@ -29,8 +29,9 @@ use crate::{
 ///
 /// **Reads** try L1, then L2, then the loader (for
 /// [`get_or_insert_with`](Self::get_or_insert_with)). A value found in L2 is copied into L1 for at most
-/// [`l1_ttl`](TieredCacheBuilder::l1_ttl) and never longer than it has left in L2. Concurrent misses of one key in one instance make one trip to L2 and run the
-/// loader once (single-flight over the whole tier).
+/// [`l1_ttl`](TieredCacheBuilder::l1_ttl) and never longer than it has left in L2. Concurrent
+/// misses of one key in one instance make one trip to L2 and run the loader once (single-flight
+/// over the whole tier).
 ///
 /// **Writes and deletes** go to L2 first, then L1, then are announced on the
 /// [`InvalidationBus`](TieredCacheBuilder::bus) so that every other instance drops its L1 copy. An
@@ -44,16 +45,6 @@ use crate::{
 /// loader rather than fail. Writes report the failure. After
 /// [`circuit_breaker`](TieredCacheBuilder::circuit_breaker) failures in a row, L2 is not called at all
 /// for a while; then one probe call decides whether to resume.
-///
-/// **Stored format.** L2 values start with a 12-byte stamp: 4 magic bytes (`FF 54 43 01`) and
-/// their expiry as Unix milliseconds (little-endian u64; `u64::MAX`: none). It tells an L2 hit how
-/// long the value has left, so a hit costs one `GET` instead of `GET` plus `PTTL`. Instances
-/// should have clocks in sync (NTP): an L1 copy may outlive L2's by the skew between them. Values
-/// without the stamp (written by other clients) are read too, with a `ttl` call to L2. Choose
-/// [`plain_l2_values`](TieredCacheBuilder::plain_l2_values) to write the codec's bytes unchanged,
-/// for other readers, at the cost of that second call on every L2 hit. With a
-/// [`fail_safe_grace`](TieredCacheBuilder::fail_safe_grace), L1 entries carry an 8-byte header (their
-/// freshness deadline), so give the cache an L1 store of its own.
 ///
 /// ```
 /// # futures::executor::block_on(async {
@@ -81,6 +72,18 @@ use crate::{
 /// assert_eq!(cache.stats().l1_hits, 1);
 /// # Ok::<_, cache_core::Error>(()) }).unwrap();
 /// ```
+///
+/// # Stored format
+///
+/// L2 values start with a 12-byte stamp: 4 magic bytes (`FF 54 43 01`) and
+/// their expiry as Unix milliseconds (little-endian u64; `u64::MAX`: none). It tells an L2 hit how
+/// long the value has left, so a hit costs one `GET` instead of `GET` plus `PTTL`. Instances
+/// should have clocks in sync (NTP): an L1 copy may outlive L2's by the skew between them. Values
+/// without the stamp (written by other clients) are read too, with a `ttl` call to L2. Choose
+/// [`plain_l2_values`](TieredCacheBuilder::plain_l2_values) to write the codec's bytes unchanged,
+/// for other readers, at the cost of that second call on every L2 hit. With a
+/// [`fail_safe_grace`](TieredCacheBuilder::fail_safe_grace), L1 entries carry an 8-byte header (their
+/// freshness deadline), so give the cache an L1 store of its own.
 pub struct TieredCache<C: Codec = Json> {
     core: Arc<Core>,
     codec: Arc<C>,
@@ -426,6 +429,15 @@ const STAMP: usize = STAMP_MAGIC.len() + 8;
 /// A stamp's expiry for a value that does not expire.
 const NEVER: u64 = u64::MAX;
 
+/// The codec's bytes behind a stamp with their expiry (Unix ms, or [`NEVER`]).
+fn stamp(expires_at: u64, value: &[u8]) -> Bytes {
+    let mut stamped = Vec::with_capacity(STAMP + value.len());
+    stamped.extend_from_slice(&STAMP_MAGIC);
+    stamped.extend_from_slice(&expires_at.to_le_bytes());
+    stamped.extend_from_slice(value);
+    Bytes::from(stamped)
+}
+
 /// Splits a stamped L2 value into its expiry (Unix ms) and the codec's bytes.
 fn unstamp(raw: &Bytes) -> Option<(u64, Bytes)> {
     let (magic, rest) = raw.split_first_chunk::<4>()?;
@@ -560,11 +572,7 @@ impl Core {
                     .unix_millis()
                     .saturating_add(ttl.as_millis() as u64)
             });
-            let mut stamped = Vec::with_capacity(STAMP + value.len());
-            stamped.extend_from_slice(&STAMP_MAGIC);
-            stamped.extend_from_slice(&expires_at.to_le_bytes());
-            stamped.extend_from_slice(value);
-            Bytes::from(stamped)
+            stamp(expires_at, value)
         } else {
             value.clone()
         };
