@@ -1,16 +1,21 @@
 //! Merges concurrent loads of one key into one run of the loader.
 //!
-//! The first caller (the leader) registers a flight for the key and loads; the others wait for the
-//! flight's outcome. If the leader is cancelled before it finishes, the outcome says so and one
-//! waiter becomes the next leader.
+//! The first caller (the leader) registers the key and loads; the others wait for the leader's
+//! outcome. A key costs one allocation while nobody waits: the shared flight that waiters block on
+//! is created by the first waiter. If the leader is cancelled before it finishes, the outcome says
+//! so and one waiter becomes the next leader.
 
+use std::hash::BuildHasher;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashTable};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+
+/// Independent locks, so that loads of different keys on different threads rarely contend.
+const SHARDS: usize = 8;
 
 struct Flight<T> {
     /// Set once, when the leader leaves: `Some(result)`, or `None` if it was cancelled.
@@ -20,15 +25,22 @@ struct Flight<T> {
     waiters: AtomicUsize,
 }
 
+/// A key being loaded, and the flight its waiters share once there are any.
+struct InFlight<T> {
+    key: Box<str>,
+    flight: Option<Arc<Flight<T>>>,
+}
+
 pub(crate) struct SingleFlight<T> {
-    /// Keyed by an `Arc<str>` that the leader shares, so a flight costs one key allocation.
-    flights: Mutex<HashMap<Arc<str>, Arc<Flight<T>>>>,
+    shards: [Mutex<HashTable<InFlight<T>>>; SHARDS],
+    hasher: DefaultHashBuilder,
 }
 
 impl<T> std::fmt::Debug for SingleFlight<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let in_flight: usize = self.shards.iter().map(|s| s.lock().len()).sum();
         f.debug_struct("SingleFlight")
-            .field("in_flight", &self.flights.lock().len())
+            .field("in_flight", &in_flight)
             .finish()
     }
 }
@@ -36,7 +48,8 @@ impl<T> std::fmt::Debug for SingleFlight<T> {
 impl<T> Default for SingleFlight<T> {
     fn default() -> Self {
         SingleFlight {
-            flights: Mutex::new(HashMap::new()),
+            shards: std::array::from_fn(|_| Mutex::new(HashTable::new())),
+            hasher: DefaultHashBuilder::default(),
         }
     }
 }
@@ -51,31 +64,46 @@ pub(crate) enum Role<'a, T> {
 
 pub(crate) struct Leader<'a, T> {
     owner: &'a SingleFlight<T>,
-    key: Arc<str>,
-    flight: Arc<Flight<T>>,
+    key: &'a str,
+    hash: u64,
     result: Option<T>,
+}
+
+impl<T> SingleFlight<T> {
+    fn shard(&self, hash: u64) -> &Mutex<HashTable<InFlight<T>>> {
+        // The table uses the hash's low bits; pick the shard with its high bits.
+        &self.shards[(hash >> 58) as usize % SHARDS]
+    }
 }
 
 impl<T: Clone> SingleFlight<T> {
     /// Joins the flight for `key`, becoming its leader if there is none.
-    pub(crate) async fn join(&self, key: &str) -> Role<'_, T> {
+    pub(crate) async fn join<'a>(&'a self, key: &'a str) -> Role<'a, T> {
+        let hash = self.hasher.hash_one(key);
         loop {
             let flight = {
-                let mut flights = self.flights.lock();
-                match flights.get(key) {
-                    Some(flight) => flight.clone(),
+                let mut keys = self.shard(hash).lock();
+                match keys.find_mut(hash, |f| *f.key == *key) {
+                    Some(in_flight) => in_flight
+                        .flight
+                        .get_or_insert_with(|| {
+                            Arc::new(Flight {
+                                outcome: OnceLock::new(),
+                                done: Notify::new(),
+                                waiters: AtomicUsize::new(0),
+                            })
+                        })
+                        .clone(),
                     None => {
-                        let key: Arc<str> = Arc::from(key);
-                        let flight = Arc::new(Flight {
-                            outcome: OnceLock::new(),
-                            done: Notify::new(),
-                            waiters: AtomicUsize::new(0),
-                        });
-                        flights.insert(key.clone(), flight.clone());
+                        let in_flight = InFlight {
+                            key: key.into(),
+                            flight: None,
+                        };
+                        keys.insert_unique(hash, in_flight, |f| self.hasher.hash_one(&*f.key));
                         return Role::Leader(Leader {
                             owner: self,
                             key,
-                            flight,
+                            hash,
                             result: None,
                         });
                     }
@@ -109,19 +137,23 @@ impl<T> Leader<'_, T> {
 
 impl<T> Drop for Leader<'_, T> {
     fn drop(&mut self) {
-        // Leave the map before publishing, so that no new caller joins a finished flight.
-        let mut flights = self.owner.flights.lock();
-        if flights
-            .get(&*self.key)
-            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
-        {
-            flights.remove(&*self.key);
-        }
-        drop(flights);
-        let _ = self.flight.outcome.set(self.result.take());
+        // Leave the map before publishing, so that no new caller joins a finished flight. Only this
+        // leader removes its key, so the entry found is its own.
+        let in_flight = self
+            .owner
+            .shard(self.hash)
+            .lock()
+            .find_entry(self.hash, |f| *f.key == *self.key)
+            .ok()
+            .map(|entry| entry.remove().0);
+        let Some(flight) = in_flight.and_then(|f| f.flight) else {
+            // Nobody joined: nobody waits.
+            return;
+        };
+        let _ = flight.outcome.set(self.result.take());
         fence(Ordering::SeqCst);
-        if self.flight.waiters.load(Ordering::SeqCst) > 0 {
-            self.flight.done.notify_waiters();
+        if flight.waiters.load(Ordering::SeqCst) > 0 {
+            flight.done.notify_waiters();
         }
     }
 }
