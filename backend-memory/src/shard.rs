@@ -1,4 +1,4 @@
-//! One lock shard: a hash table plus the S3-FIFO queues and a TTL heap.
+//! One lock shard: a hash table plus the S3-FIFO queues and the expiry records.
 //!
 //! S3-FIFO (Yang et al., SOSP 2023): new keys enter a small FIFO; a key read again while there moves to
 //! the main FIFO, the rest leave and are remembered in a ghost table of hashes; a key in the ghost
@@ -179,6 +179,61 @@ impl<'a> Now<'a> {
     }
 }
 
+/// When an entry (by hash and id) expires. Records of entries since removed or given another expiry
+/// are skipped when they come due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Expiry {
+    at: u64,
+    hash: u64,
+    id: u64,
+}
+
+/// Expiry records, earliest first. Most records arrive in order (one TTL for many writes, as in a
+/// tiered cache's L1), and those go to a FIFO, where a push or a pop touches one cache line; the rest
+/// go to a heap, where each costs a walk of its height.
+#[derive(Debug, Default)]
+struct Expiries {
+    in_order: VecDeque<Expiry>,
+    out_of_order: BinaryHeap<Reverse<Expiry>>,
+}
+
+impl Expiries {
+    fn push(&mut self, expiry: Expiry) {
+        match self.in_order.back() {
+            Some(last) if last.at > expiry.at => self.out_of_order.push(Reverse(expiry)),
+            _ => self.in_order.push_back(expiry),
+        }
+    }
+
+    fn peek(&self) -> Option<Expiry> {
+        match (self.in_order.front(), self.out_of_order.peek()) {
+            (Some(a), Some(Reverse(b))) => Some(*a.min(b)),
+            (a, b) => a.copied().or(b.map(|Reverse(b)| *b)),
+        }
+    }
+
+    fn pop(&mut self) {
+        let from_heap = match (self.in_order.front(), self.out_of_order.peek()) {
+            (Some(a), Some(Reverse(b))) => b < a,
+            (a, _) => a.is_none(),
+        };
+        if from_heap {
+            self.out_of_order.pop();
+        } else {
+            self.in_order.pop_front();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.in_order.len() + self.out_of_order.len()
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Expiry) -> bool) {
+        self.in_order.retain(&mut keep);
+        self.out_of_order.retain(|Reverse(e)| keep(e));
+    }
+}
+
 /// A queue slot: which entry, by hash and id (stale slots of removed entries are skipped).
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -214,7 +269,7 @@ pub(crate) struct Shard {
     small: Fifo,
     main: Fifo,
     ghost: Ghost,
-    expiries: BinaryHeap<Reverse<(u64, u64, u64)>>,
+    expiries: Expiries,
     next_id: u64,
     max_entries: usize,
     max_bytes: usize,
@@ -230,7 +285,7 @@ impl Shard {
             small: Fifo::default(),
             main: Fifo::default(),
             ghost: Ghost::new((max_entries * GHOST_PERCENT / 100).max(1)),
-            expiries: BinaryHeap::new(),
+            expiries: Expiries::default(),
             next_id: 0,
             max_entries,
             max_bytes,
@@ -291,7 +346,11 @@ impl Shard {
                 let fifo = self.fifo_mut(queue);
                 fifo.bytes = fifo.bytes + new_size - old_size;
                 if expires_at != NEVER && expires_at != old_expiry {
-                    self.expiries.push(Reverse((expires_at, hash, id)));
+                    self.expiries.push(Expiry {
+                        at: expires_at,
+                        hash,
+                        id,
+                    });
                 }
                 self.make_room(0, now);
                 return;
@@ -316,7 +375,11 @@ impl Shard {
         fifo.len += 1;
         fifo.bytes += size;
         if expires_at != NEVER {
-            self.expiries.push(Reverse((expires_at, hash, id)));
+            self.expiries.push(Expiry {
+                at: expires_at,
+                hash,
+                id,
+            });
         }
         let (data, shared) = entry_data(key, value);
         let entry = Entry {
@@ -346,7 +409,11 @@ impl Shard {
         entry.expires_at = expires_at;
         let id = entry.id;
         if expires_at != NEVER {
-            self.expiries.push(Reverse((expires_at, hash, id)));
+            self.expiries.push(Expiry {
+                at: expires_at,
+                hash,
+                id,
+            });
         }
         true
     }
@@ -417,7 +484,7 @@ impl Shard {
     /// Removes up to `budget` entries whose TTL has passed; returns whether any expired entry may remain.
     pub(crate) fn purge_expired(&mut self, now: &Now<'_>, budget: usize) -> bool {
         for _ in 0..budget {
-            let Some(&Reverse((at, hash, id))) = self.expiries.peek() else {
+            let Some(Expiry { at, hash, id }) = self.expiries.peek() else {
                 return false;
             };
             if at > now.get() {
@@ -437,9 +504,7 @@ impl Shard {
 
     /// Whether the shard has expiry work due (cheap check before taking a write lock).
     pub(crate) fn has_due_expiry(&self, now: &Now<'_>) -> bool {
-        self.expiries
-            .peek()
-            .is_some_and(|Reverse((at, _, _))| *at <= now.get())
+        self.expiries.peek().is_some_and(|e| e.at <= now.get())
     }
 
     fn make_room(&mut self, incoming: usize, now: &Now<'_>) {
@@ -550,10 +615,10 @@ impl Shard {
         }
         if self.expiries.len() > 2 * self.table.len() + 64 {
             let table = &self.table;
-            self.expiries.retain(|Reverse((at, hash, id))| {
+            self.expiries.retain(|x| {
                 table
-                    .find(*hash, |e| e.id == *id)
-                    .is_some_and(|e| e.expires_at == *at)
+                    .find(x.hash, |e| e.id == x.id)
+                    .is_some_and(|e| e.expires_at == x.at)
             });
         }
     }
