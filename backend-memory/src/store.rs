@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use cache_core::{
-    CacheStore, Capabilities, Clock, Error, ErrorKind, KeyTtl, Limits, Result, ScanCursor,
-    ScanPage, SetCondition, SetOptions, opt_ttl_millis, ttl_millis,
+    CacheStore, Capabilities, Clock, Error, ErrorKind, KeyTtl, Limits, LocalStore, Result,
+    ScanCursor, ScanPage, SetCondition, SetOptions, opt_ttl_millis, ttl_millis,
 };
 use crossbeam_utils::CachePadded;
 use hashbrown::DefaultHashBuilder;
@@ -694,6 +694,25 @@ impl CacheStore for MemoryStore {
     }
 }
 
+/// The same direct methods, for a [`TieredCache`](cache_core::TieredCache)'s L1.
+impl LocalStore for MemoryStore {
+    fn get_now(&self, key: &str) -> Result<Option<Bytes>> {
+        MemoryStore::get(self, key)
+    }
+
+    fn set_now(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool> {
+        MemoryStore::set(self, key, value, options)
+    }
+
+    fn delete_now(&self, key: &str) -> Result<bool> {
+        MemoryStore::delete(self, key)
+    }
+
+    fn clear_now(&self, prefix: &str) -> Result<u64> {
+        Ok(MemoryStore::clear(self, prefix))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,6 +764,36 @@ mod tests {
             .set(&key, vec![1u8; limits.max_value_len + 1], SetOptions::new())
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ValueTooLarge);
+    }
+
+    #[test]
+    fn writes_reclaim_expired_entries_in_expiry_order_whatever_the_write_order() {
+        let clock = cache_core::ManualClock::new();
+        let store = MemoryStore::builder()
+            .shards(1)
+            .clock(clock.clone())
+            .build();
+        // Expiries in seconds, written out of order: some go to the in-order FIFO, some to the heap.
+        let ttls = [5u64, 9, 2, 7, 7, 1, 12, 3, 10, 4];
+        for (i, secs) in ttls.iter().enumerate() {
+            let ttl = Duration::from_secs(*secs);
+            store
+                .set(&format!("k{i}"), "v", SetOptions::new().ttl(ttl))
+                .unwrap();
+        }
+        for second in 1..=12 {
+            clock.advance(Duration::from_secs(1));
+            // A write to another key reclaims what has come due (up to its budget of 16).
+            store.set("writer", "v", SetOptions::new()).unwrap();
+            let expired = ttls.iter().filter(|&&t| t <= second).count() as u64;
+            let stats = store.stats();
+            assert_eq!(stats.expirations, expired, "at {second}s");
+            assert_eq!(
+                stats.entries,
+                1 + ttls.len() as u64 - expired,
+                "at {second}s"
+            );
+        }
     }
 
     /// A handle value that records its number in `freed` when the store drops it.

@@ -29,5 +29,6 @@ pub use patterns::{
 };
 pub use stats::CacheStats;
 pub use store::{
-    CacheStore, CacheStoreExt, KeyTtl, ScanCursor, ScanPage, SetCondition, SetOptions, scan_stream,
+    CacheStore, CacheStoreExt, KeyTtl, LocalStore, ScanCursor, ScanPage, SetCondition, SetOptions,
+    scan_stream,
 };

@@ -10,11 +10,13 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 
+use crossbeam_utils::CachePadded;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-/// Independent locks, so that loads of different keys on different threads rarely contend.
+/// Independent locks, each on a cache line of its own, so that loads of different keys on different
+/// threads rarely contend.
 const SHARDS: usize = 8;
 
 struct Flight<T> {
@@ -32,7 +34,7 @@ struct InFlight<T> {
 }
 
 pub(crate) struct SingleFlight<T> {
-    shards: [Mutex<HashTable<InFlight<T>>>; SHARDS],
+    shards: [CachePadded<Mutex<HashTable<InFlight<T>>>>; SHARDS],
     hasher: DefaultHashBuilder,
 }
 
@@ -48,7 +50,7 @@ impl<T> std::fmt::Debug for SingleFlight<T> {
 impl<T> Default for SingleFlight<T> {
     fn default() -> Self {
         SingleFlight {
-            shards: std::array::from_fn(|_| Mutex::new(HashTable::new())),
+            shards: std::array::from_fn(|_| CachePadded::new(Mutex::new(HashTable::new()))),
             hasher: DefaultHashBuilder::default(),
         }
     }

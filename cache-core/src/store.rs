@@ -260,6 +260,26 @@ pub trait CacheStore: Send + Sync + Debug {
     async fn ping(&self) -> Result<()>;
 }
 
+/// A [`CacheStore`] in this process that answers at once, without awaiting: what a
+/// [`TieredCache`](crate::TieredCache) keeps as its L1. `backend-memory`'s `MemoryStore` is one.
+///
+/// Each method behaves exactly as the [`CacheStore`] method it is named after, and should run the
+/// same code, so that the conformance suite's run of the async methods checks these too. They exist
+/// because an async trait call allocates its future, which costs an L1 as much as its lookup.
+pub trait LocalStore: CacheStore {
+    /// [`CacheStore::get`], answered at once.
+    fn get_now(&self, key: &str) -> Result<Option<Bytes>>;
+
+    /// [`CacheStore::set`], answered at once.
+    fn set_now(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool>;
+
+    /// [`CacheStore::delete`], answered at once.
+    fn delete_now(&self, key: &str) -> Result<bool>;
+
+    /// [`CacheStore::clear`], answered at once.
+    fn clear_now(&self, prefix: &str) -> Result<u64>;
+}
+
 /// Conveniences every [`CacheStore`] gets for free.
 pub trait CacheStoreExt: CacheStore {
     /// Streams every key with `prefix`, fetching pages of about `page_size` keys as the stream is
