@@ -14,6 +14,7 @@ use std::cell::Cell;
 use bytes::Bytes;
 use cache_core::Clock;
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 
 pub(crate) const NEVER: u64 = u64::MAX;
 const MAX_FREQ: u8 = 3;
@@ -51,12 +52,17 @@ impl Value<'_> {
     }
 }
 
+/// Bytes of an entry's data kept in the entry itself: most keys fit, so that a lookup compares the
+/// key without following a pointer, and an insert allocates nothing for it.
+const INLINE_DATA: usize = 24;
+
 #[derive(Debug)]
 pub(crate) struct Entry {
-    /// The key's bytes (valid UTF-8), followed by the value's if it was written from a slice: one
-    /// allocation per entry, and the value next to the key a lookup has just compared. For a
-    /// weighted value the key is followed by its weight (a native-endian `usize`) instead.
-    data: Box<[u8]>,
+    /// The key's bytes (valid UTF-8), followed by the value's if it was written from a slice: at most
+    /// one allocation per entry (none if it fits inline), and the value next to the key a lookup has
+    /// just compared. For a weighted value the key is followed by its weight (a native-endian
+    /// `usize`) instead.
+    data: SmallVec<[u8; INLINE_DATA]>,
     /// The value, if it was written as shared [`Bytes`] (then `data` holds the key only).
     shared: Option<Bytes>,
     key_len: u32,
@@ -104,7 +110,8 @@ impl Entry {
         match value {
             Value::Shared(bytes) => {
                 if self.data.len() != self.key_len as usize {
-                    self.data = self.key().into();
+                    self.data.truncate(self.key_len as usize);
+                    self.data.shrink_to_fit();
                 }
                 self.shared = Some(bytes);
             }
@@ -136,9 +143,9 @@ impl Entry {
 }
 
 /// `key` then `value` in one allocation, and the value kept apart if shared.
-fn entry_data(key: &str, value: Value<'_>) -> (Box<[u8]>, Option<Bytes>) {
+fn entry_data(key: &str, value: Value<'_>) -> (SmallVec<[u8; INLINE_DATA]>, Option<Bytes>) {
     match value {
-        Value::Shared(bytes) => (key.as_bytes().into(), Some(bytes)),
+        Value::Shared(bytes) => (SmallVec::from_slice(key.as_bytes()), Some(bytes)),
         Value::Slice(slice) => (joined(key.as_bytes(), slice), None),
         Value::Weighted(bytes, weight) => {
             (joined(key.as_bytes(), &weight.to_ne_bytes()), Some(bytes))
@@ -146,11 +153,11 @@ fn entry_data(key: &str, value: Value<'_>) -> (Box<[u8]>, Option<Bytes>) {
     }
 }
 
-fn joined(key: &[u8], value: &[u8]) -> Box<[u8]> {
-    let mut data = Vec::with_capacity(key.len() + value.len());
+fn joined(key: &[u8], value: &[u8]) -> SmallVec<[u8; INLINE_DATA]> {
+    let mut data = SmallVec::with_capacity(key.len() + value.len());
     data.extend_from_slice(key);
     data.extend_from_slice(value);
-    data.into_boxed_slice()
+    data
 }
 
 /// The current time, read from the clock at most once and only if an entry with a TTL needs it.
