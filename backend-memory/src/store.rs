@@ -64,9 +64,10 @@ struct ShardCell {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct MemoryStats {
-    /// Reads that found a live entry.
+    /// Reads that found a live entry; 0 unless the store was built with
+    /// [`count_hits_and_misses`](MemoryStoreBuilder::count_hits_and_misses).
     pub hits: u64,
-    /// Reads that found nothing (or an expired entry).
+    /// Reads that found nothing (or an expired entry); 0 unless counted, as `hits`.
     pub misses: u64,
     /// Live entries removed to respect `max_entries` or `max_bytes`.
     pub evictions: u64,
@@ -113,6 +114,13 @@ impl MemoryStoreBuilder {
     /// Number of lock shards (a power of two).
     pub fn shards(mut self, n: usize) -> Self {
         self.config.shards = Some(n);
+        self
+    }
+
+    /// Counts hits and misses in [`MemoryStats`] (off by default; see
+    /// [`MemoryConfig::count_hits_and_misses`]).
+    pub fn count_hits_and_misses(mut self, on: bool) -> Self {
+        self.config.count_hits_and_misses = on;
         self
     }
 
@@ -225,21 +233,27 @@ impl MemoryStore {
             match shard.find(hash, key) {
                 Some(entry) if entry.is_live(&now) => {
                     entry.touch();
-                    cell.hits.fetch_add(1, Ordering::Relaxed);
+                    self.count(&cell.hits);
                     return Ok(Some(f(entry)));
                 }
                 Some(_) => {}
                 None => {
-                    cell.misses.fetch_add(1, Ordering::Relaxed);
+                    self.count(&cell.misses);
                     return Ok(None);
                 }
             }
         }
         // Expired: reclaim it now rather than at the next write.
-        cell.misses.fetch_add(1, Ordering::Relaxed);
+        self.count(&cell.misses);
         let mut shard = cell.shard.write();
         shard.find_live_mut(hash, key, &now);
         Ok(None)
+    }
+
+    fn count(&self, counter: &AtomicU64) {
+        if self.inner.config.count_hits_and_misses {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Reads many keys; one slot per key, in order.
@@ -792,6 +806,27 @@ mod tests {
                 stats.entries,
                 1 + ttls.len() as u64 - expired,
                 "at {second}s"
+            );
+        }
+    }
+
+    #[test]
+    fn hits_and_misses_are_counted_only_when_asked() {
+        for counted in [false, true] {
+            let store = MemoryStore::builder()
+                .count_hits_and_misses(counted)
+                .build();
+            store.set("k", "v", SetOptions::new()).unwrap();
+            for key in ["k", "k", "missing"] {
+                store.get(key).unwrap();
+            }
+            store.get_with("k", |_| ()).unwrap();
+            let stats = store.stats();
+            let (hits, misses) = if counted { (3, 1) } else { (0, 0) };
+            assert_eq!(
+                (stats.hits, stats.misses),
+                (hits, misses),
+                "counted: {counted}"
             );
         }
     }

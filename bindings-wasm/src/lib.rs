@@ -546,6 +546,8 @@ impl RawCache {
         let store = MemoryStoreBuilder::default()
             .max_entries(max_entries)
             .max_bytes(max_bytes)
+            // `stats()` promises hits and misses; without threads the count is a plain add.
+            .count_hits_and_misses(true)
             // The namespace prefix does not count against the key limit users see.
             .limits(Limits::new(
                 Limits::default().max_key_len + prefix.len(),
