@@ -1,8 +1,8 @@
 //! Merges concurrent loads of one key into one run of the loader.
 //!
 //! The first caller (the leader) registers the key and loads; the others wait for the leader's
-//! outcome. A key costs one allocation while nobody waits: the shared flight that waiters block on
-//! is created by the first waiter. If the leader is cancelled before it finishes, the outcome says
+//! outcome. A key costs no allocation while nobody waits (unless it is longer than 24 bytes): the
+//! shared flight that waiters block on is created by the first waiter. If the leader is cancelled before it finishes, the outcome says
 //! so and one waiter becomes the next leader.
 
 use std::hash::BuildHasher;
@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use crossbeam_utils::CachePadded;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 use tokio::sync::Notify;
 
 /// Independent locks, each on a cache line of its own, so that loads of different keys on different
@@ -29,7 +30,9 @@ struct Flight<T> {
 
 /// A key being loaded, and the flight its waiters share once there are any.
 struct InFlight<T> {
-    key: Box<str>,
+    /// Inline up to 24 bytes: most keys cost no allocation.
+    key: SmallVec<[u8; 24]>,
+    hash: u64,
     flight: Option<Arc<Flight<T>>>,
 }
 
@@ -85,7 +88,7 @@ impl<T: Clone> SingleFlight<T> {
         loop {
             let flight = {
                 let mut keys = self.shard(hash).lock();
-                match keys.find_mut(hash, |f| *f.key == *key) {
+                match keys.find_mut(hash, |f| *f.key == *key.as_bytes()) {
                     Some(in_flight) => in_flight
                         .flight
                         .get_or_insert_with(|| {
@@ -98,10 +101,11 @@ impl<T: Clone> SingleFlight<T> {
                         .clone(),
                     None => {
                         let in_flight = InFlight {
-                            key: key.into(),
+                            key: SmallVec::from_slice(key.as_bytes()),
+                            hash,
                             flight: None,
                         };
-                        keys.insert_unique(hash, in_flight, |f| self.hasher.hash_one(&*f.key));
+                        keys.insert_unique(hash, in_flight, |f| f.hash);
                         return Role::Leader(Leader {
                             owner: self,
                             key,
@@ -145,7 +149,7 @@ impl<T> Drop for Leader<'_, T> {
             .owner
             .shard(self.hash)
             .lock()
-            .find_entry(self.hash, |f| *f.key == *self.key)
+            .find_entry(self.hash, |f| *f.key == *self.key.as_bytes())
             .ok()
             .map(|entry| entry.remove().0);
         let Some(flight) = in_flight.and_then(|f| f.flight) else {
