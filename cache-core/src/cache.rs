@@ -332,12 +332,12 @@ impl<C: Codec> Cache<C> {
                     .map(|(b, v)| (b, Some(v))),
                 Err(e) => Err(e),
             };
-            leader.finish(
+            leader.finish(|| {
                 result
                     .as_ref()
                     .map(|(bytes, _)| bytes.clone())
-                    .map_err(Clone::clone),
-            );
+                    .map_err(Clone::clone)
+            });
             let (bytes, value) = result?;
             match value {
                 Some(value) => Ok(value),

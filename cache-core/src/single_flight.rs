@@ -71,7 +71,7 @@ pub(crate) struct Leader<'a, T> {
     owner: &'a SingleFlight<T>,
     key: &'a str,
     hash: u64,
-    result: Option<T>,
+    finished: bool,
 }
 
 impl<T> SingleFlight<T> {
@@ -110,7 +110,7 @@ impl<T: Clone> SingleFlight<T> {
                             owner: self,
                             key,
                             hash,
-                            result: None,
+                            finished: false,
                         });
                     }
                 }
@@ -135,16 +135,18 @@ impl<T: Clone> SingleFlight<T> {
 }
 
 impl<T> Leader<'_, T> {
-    /// Publishes the result to the waiters and ends the flight (see `Drop` for the order).
-    pub(crate) fn finish(mut self, result: T) {
-        self.result = Some(result);
+    /// Ends the flight and hands the waiters, if any, what `result` makes; it runs only if someone
+    /// waits, so that an uncontended load clones nothing.
+    pub(crate) fn finish(mut self, result: impl FnOnce() -> T) {
+        self.finished = true;
+        if let Some(flight) = self.leave() {
+            flight.publish(Some(result()));
+        }
     }
-}
 
-impl<T> Drop for Leader<'_, T> {
-    fn drop(&mut self) {
-        // Leave the map before publishing, so that no new caller joins a finished flight. Only this
-        // leader removes its key, so the entry found is its own.
+    /// Leaves the map, so that no new caller joins a finished flight, and returns the flight if
+    /// anyone joined. Only this leader removes its key, so the entry found is its own.
+    fn leave(&mut self) -> Option<Arc<Flight<T>>> {
         let in_flight = self
             .owner
             .shard(self.hash)
@@ -152,14 +154,29 @@ impl<T> Drop for Leader<'_, T> {
             .find_entry(self.hash, |f| *f.key == *self.key.as_bytes())
             .ok()
             .map(|entry| entry.remove().0);
-        let Some(flight) = in_flight.and_then(|f| f.flight) else {
-            // Nobody joined: nobody waits.
-            return;
-        };
-        let _ = flight.outcome.set(self.result.take());
+        in_flight.and_then(|f| f.flight)
+    }
+}
+
+impl<T> Flight<T> {
+    /// Sets the outcome (after the leader has left the map) and wakes whoever waits.
+    fn publish(&self, outcome: Option<T>) {
+        let _ = self.outcome.set(outcome);
         fence(Ordering::SeqCst);
-        if flight.waiters.load(Ordering::SeqCst) > 0 {
-            flight.done.notify_waiters();
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.done.notify_waiters();
+        }
+    }
+}
+
+impl<T> Drop for Leader<'_, T> {
+    /// A leader dropped before [`finish`](Leader::finish) was cancelled: its waiters learn so, and
+    /// one of them leads next.
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Some(flight) = self.leave() {
+                flight.publish(None);
+            }
         }
     }
 }

@@ -601,7 +601,7 @@ impl Core {
         } else {
             read.await
         };
-        leader.finish(result.clone());
+        leader.finish(|| result.clone());
         result
     }
 
@@ -659,7 +659,7 @@ impl Core {
             .load_through(key, ttl, stale, loader)
             .instrument(tracing::debug_span!("tiered.get_or_load", key))
             .await;
-        leader.finish(result.clone());
+        leader.finish(|| result.clone());
         result
     }
 
