@@ -154,10 +154,18 @@ fn entry_data(key: &str, value: Value<'_>) -> (SmallVec<[u8; INLINE_DATA]>, Opti
 }
 
 fn joined(key: &[u8], value: &[u8]) -> SmallVec<[u8; INLINE_DATA]> {
-    let mut data = SmallVec::with_capacity(key.len() + value.len());
+    let len = key.len() + value.len();
+    if len <= INLINE_DATA {
+        // Two copies into a stack buffer: SmallVec's growing `extend_from_slice` costs more.
+        let mut buf = [0; INLINE_DATA];
+        buf[..key.len()].copy_from_slice(key);
+        buf[key.len()..len].copy_from_slice(value);
+        return SmallVec::from_buf_and_len(buf, len);
+    }
+    let mut data = Vec::with_capacity(len);
     data.extend_from_slice(key);
     data.extend_from_slice(value);
-    data
+    SmallVec::from_vec(data)
 }
 
 /// The current time, read from the clock at most once and only if an entry with a TTL needs it.
