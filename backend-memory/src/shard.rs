@@ -506,12 +506,13 @@ impl Shard {
                 return false;
             }
             self.expiries.pop();
-            let current = self
+            // One probe: the entry is removed only if this record is still its expiry.
+            if let Ok(found) = self
                 .table
-                .find(hash, |e| e.id == id)
-                .is_some_and(|e| e.expires_at == at);
-            if current {
-                self.remove_by_id(hash, id, Removal::Expired);
+                .find_entry(hash, |e| e.id == id && e.expires_at == at)
+            {
+                let entry = found.remove().0;
+                self.account_removal(&entry, Removal::Expired);
             }
         }
         true
@@ -587,13 +588,6 @@ impl Shard {
             };
             self.account_removal(&entry, why);
             return;
-        }
-    }
-
-    fn remove_by_id(&mut self, hash: u64, id: u64, why: Removal) {
-        if let Ok(found) = self.table.find_entry(hash, |e| e.id == id) {
-            let entry = found.remove().0;
-            self.account_removal(&entry, why);
         }
     }
 

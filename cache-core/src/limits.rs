@@ -97,26 +97,31 @@ impl Limits {
 
 /// Checks a TTL and returns it in whole milliseconds, rounded up (every backend has millisecond
 /// precision). A zero TTL or one above [`MAX_TTL`] is [`ErrorKind::InvalidArgument`].
+#[inline]
 pub fn ttl_millis(ttl: Duration) -> Result<u64> {
-    if ttl.is_zero() {
+    // Every write with a TTL comes here: integer arithmetic only, errors out of line.
+    let (secs, nanos) = (ttl.as_secs(), ttl.subsec_nanos());
+    if secs > MAX_TTL.as_secs() || (secs == MAX_TTL.as_secs() && nanos > 0) {
+        return Err(ttl_too_long(ttl));
+    }
+    let millis = secs * 1_000 + u64::from(nanos.div_ceil(1_000_000));
+    if millis == 0 {
         return Err(Error::invalid_argument("ttl must be greater than zero"));
     }
-    if ttl > MAX_TTL {
-        return Err(Error::invalid_argument(format!(
-            "ttl of {}s is longer than the maximum of {}s (100 years)",
-            ttl.as_secs(),
-            MAX_TTL.as_secs()
-        )));
-    }
-    let millis = ttl.as_millis() as u64;
-    Ok(if Duration::from_millis(millis) < ttl {
-        millis + 1
-    } else {
-        millis
-    })
+    Ok(millis)
+}
+
+#[cold]
+fn ttl_too_long(ttl: Duration) -> Error {
+    Error::invalid_argument(format!(
+        "ttl of {}s is longer than the maximum of {}s (100 years)",
+        ttl.as_secs(),
+        MAX_TTL.as_secs()
+    ))
 }
 
 /// Checks an optional TTL; see [`ttl_millis`].
+#[inline]
 pub fn opt_ttl_millis(ttl: Option<Duration>) -> Result<Option<u64>> {
     ttl.map(ttl_millis).transpose()
 }
@@ -159,5 +164,21 @@ mod tests {
         let err = Limits::default().check_key(&key).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidKey);
         assert!(err.message().contains("max_key_len = 1024"), "{err}");
+    }
+
+    #[test]
+    fn ttls_round_up_to_milliseconds_within_bounds() {
+        let ms = |d: Duration| ttl_millis(d).map_err(|e| e.kind());
+        assert_eq!(ms(Duration::from_nanos(1)), Ok(1));
+        assert_eq!(ms(Duration::from_millis(1)), Ok(1));
+        assert_eq!(ms(Duration::from_micros(1_500)), Ok(2));
+        assert_eq!(ms(Duration::from_secs(2)), Ok(2_000));
+        assert_eq!(ms(MAX_TTL), Ok(MAX_TTL.as_secs() * 1_000));
+        assert_eq!(ms(Duration::ZERO), Err(ErrorKind::InvalidArgument));
+        assert_eq!(
+            ms(MAX_TTL + Duration::from_nanos(1)),
+            Err(ErrorKind::InvalidArgument)
+        );
+        assert_eq!(ms(Duration::MAX), Err(ErrorKind::InvalidArgument));
     }
 }
