@@ -22,6 +22,9 @@ async fn main() -> Result<(), Error> {
     let store = MemoryStore::builder()
         .max_entries(10_000)
         .max_bytes(16 << 20)
+        // The store's own hit and miss counts are off by default (they cost every read an atomic
+        // write); the typed cache counts its own either way.
+        .count_hits_and_misses(true)
         .build();
     let cache = Cache::builder(store.clone())
         .namespace("shop")
