@@ -2,8 +2,8 @@
 //!
 //! The first caller (the leader) registers the key and loads; the others wait for the leader's
 //! outcome. A key costs no allocation while nobody waits (unless it is longer than 24 bytes): the
-//! shared flight that waiters block on is created by the first waiter. If the leader is cancelled before it finishes, the outcome says
-//! so and one waiter becomes the next leader.
+//! shared flight that waiters block on is created by the first waiter. If the leader is cancelled
+//! before it finishes, the outcome says so and one waiter becomes the next leader.
 
 use std::hash::BuildHasher;
 use std::pin::pin;
