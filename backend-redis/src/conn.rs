@@ -144,8 +144,37 @@ fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
         .set_exponent_base(2.0)
 }
 
-/// Connects in the configured mode, failing fast (per [`RedisConfig::retry`]) if the server is
-/// unreachable or refuses the credentials.
+/// The connect and response timeouts of a plain (not reconnecting) connection.
+fn connection_config(config: &RedisConfig) -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.command_timeout))
+}
+
+/// Opens a reconnecting manager. One plain connection is tried first, because the manager retries
+/// every failure, a refused password included: an error that retrying cannot fix, such as wrong
+/// credentials, is returned at once, without sending the server more failed logins.
+async fn open_manager(
+    client: Client,
+    config: &RedisConfig,
+    what: &str,
+) -> Result<ConnectionManager> {
+    if let Err(e) = client
+        .get_multiplexed_async_connection_with_config(&connection_config(config))
+        .await
+    {
+        let err = map_redis_error(e, what, None);
+        if !err.is_retryable() {
+            return Err(err);
+        }
+    }
+    ConnectionManager::new_with_config(client, manager_config(config))
+        .await
+        .map_err(|e| map_redis_error(e, what, None))
+}
+
+/// Connects in the configured mode, failing within [`RedisConfig::retry`] if the server is
+/// unreachable, and at once if it refuses the credentials.
 pub(crate) async fn connect(config: &RedisConfig) -> Result<Conn> {
     config.validate()?;
     if config.tls {
@@ -154,9 +183,7 @@ pub(crate) async fn connect(config: &RedisConfig) -> Result<Conn> {
     match &config.mode {
         RedisMode::Standalone(node) => {
             let client = client_for(config, node, config.db)?;
-            let manager = ConnectionManager::new_with_config(client, manager_config(config))
-                .await
-                .map_err(|e| map_redis_error(e, &format!("connect to {node}"), None))?;
+            let manager = open_manager(client, config, &format!("connect to {node}")).await?;
             Ok(Conn::Single(manager))
         }
         RedisMode::Cluster(nodes) => {
@@ -211,9 +238,7 @@ impl SentinelConn {
     async fn connect(config: &RedisConfig) -> Result<Self> {
         let addr = resolve_master(config).await?;
         let client = client_for(config, &addr, config.db)?;
-        let manager = ConnectionManager::new_with_config(client, manager_config(config))
-            .await
-            .map_err(|e| map_redis_error(e, &format!("connect to master {addr}"), None))?;
+        let manager = open_manager(client, config, &format!("connect to master {addr}")).await?;
         let state = Arc::new(SentinelState {
             config: config.clone(),
             current: RwLock::new(Current {
@@ -409,9 +434,7 @@ async fn resolve_master(config: &RedisConfig) -> Result<NodeAddr> {
     else {
         unreachable!("resolve_master is only called in sentinel mode")
     };
-    let conn_config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(config.connect_timeout))
-        .set_response_timeout(Some(config.command_timeout));
+    let conn_config = connection_config(config);
     let mut last_error = None;
     for sentinel in sentinels {
         let attempt = async {

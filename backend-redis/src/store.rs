@@ -96,10 +96,10 @@ impl fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects with `config`. Fails fast (within the retry policy) with
-    /// [`ErrorKind::Connection`](cache_core::ErrorKind::Connection) if no server answers and with
-    /// [`ErrorKind::Authentication`](cache_core::ErrorKind::Authentication) if it refuses the
-    /// credentials.
+    /// Connects with `config`. Fails with
+    /// [`ErrorKind::Connection`](cache_core::ErrorKind::Connection) if no server answers within the
+    /// retry policy, and with [`ErrorKind::Authentication`](cache_core::ErrorKind::Authentication)
+    /// at the first attempt if it refuses the credentials (standalone and Sentinel).
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         let conn = connect(&config).await?;
         Ok(RedisStore {
