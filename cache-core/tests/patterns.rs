@@ -1,4 +1,6 @@
-//! The patterns (lock, rate limiter, tiered cache, memoization) on the memory backend.
+//! The patterns (lock, rate limiter, tiered cache, memoization) on the memory backend, with a manual
+//! clock where time matters. The concurrency cases that every backend runs (lock holders never
+//! overlap, rate limits hold under 50 callers) are in `tests/tests/patterns_cases`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -21,57 +23,6 @@ fn manual_store() -> (MemoryStore, ManualClock) {
 
 // ---------------------------------------------------------------------------------------------
 // Lock
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn lock_holders_never_overlap_20_tasks_x_50_iterations() {
-    let store = MemoryStore::new();
-    let locks = LockManager::builder(store.clone())
-        .lease(Duration::from_secs(30))
-        .backoff(Duration::from_micros(200), Duration::from_millis(5))
-        .sleeper(tokio::time::sleep)
-        .build();
-    let holders = Arc::new(AtomicUsize::new(0));
-    let overlaps = Arc::new(AtomicUsize::new(0));
-    let last_fence = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let (locks, store) = (locks.clone(), store.clone());
-            let (holders, overlaps, last_fence) =
-                (holders.clone(), overlaps.clone(), last_fence.clone());
-            tokio::spawn(async move {
-                for _ in 0..50 {
-                    let guard = locks
-                        .acquire("counter", Duration::from_secs(60))
-                        .await
-                        .unwrap()
-                        .expect("acquired within the timeout");
-                    if holders.fetch_add(1, Ordering::SeqCst) != 0 {
-                        overlaps.fetch_add(1, Ordering::SeqCst);
-                    }
-                    // Fencing tokens grow in the order holders hold the lock.
-                    let previous = last_fence.swap(guard.fencing_token(), Ordering::SeqCst);
-                    assert!(guard.fencing_token() > previous);
-                    // A read-modify-write that loses updates unless the lock excludes.
-                    let current: u64 = match store.get("shared").unwrap() {
-                        Some(b) => std::str::from_utf8(&b).unwrap().parse().unwrap(),
-                        None => 0,
-                    };
-                    tokio::task::yield_now().await;
-                    store
-                        .set("shared", (current + 1).to_string(), SetOptions::new())
-                        .unwrap();
-                    holders.fetch_sub(1, Ordering::SeqCst);
-                    assert!(guard.release().await.unwrap());
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two holders overlapped");
-    assert_eq!(store.get("shared").unwrap().as_deref(), Some(&b"1000"[..]));
-}
 
 #[tokio::test]
 async fn an_expired_lease_can_be_taken_over_and_the_old_owner_cannot_release_it() {
@@ -158,48 +109,6 @@ async fn acquire_gets_the_lock_when_the_holder_releases() {
 
 // ---------------------------------------------------------------------------------------------
 // Rate limiter
-
-async fn admitted_by_50_concurrent_callers(limiter: &RateLimiter) -> usize {
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let limiter = limiter.clone();
-            tokio::spawn(async move { limiter.check("client").await.unwrap() })
-        })
-        .collect();
-    let mut allowed = 0;
-    for task in tasks {
-        let decision = task.await.unwrap();
-        if decision.allowed {
-            allowed += 1;
-            assert_eq!(decision.retry_after, Duration::ZERO);
-        } else {
-            assert_eq!(decision.remaining, 0);
-            assert!(decision.retry_after > Duration::ZERO);
-        }
-    }
-    allowed
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fixed_window_never_admits_more_than_the_limit() {
-    let limiter = RateLimiter::builder(MemoryStore::new())
-        .limit(10)
-        .period(Duration::from_secs(60))
-        .build();
-    assert_eq!(admitted_by_50_concurrent_callers(&limiter).await, 10);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn gcra_never_admits_more_than_the_limit() {
-    let (store, clock) = manual_store();
-    let limiter = RateLimiter::builder(store)
-        .limit(10)
-        .period(Duration::from_secs(60))
-        .algorithm(RateLimitAlgorithm::Gcra)
-        .clock(clock)
-        .build();
-    assert_eq!(admitted_by_50_concurrent_callers(&limiter).await, 10);
-}
 
 #[tokio::test]
 async fn fixed_window_reports_remaining_and_resets_after_the_window() {

@@ -4,6 +4,8 @@
 mod patterns_cases;
 mod support;
 
+use std::sync::Arc;
+
 async fn store() -> backend_redis::RedisStore {
     support::redis::cluster().await.redis_store().clone()
 }
@@ -11,21 +13,21 @@ async fn store() -> backend_redis::RedisStore {
 #[test]
 fn lock_holders_never_overlap() {
     cache_conformance::block_on(async {
-        patterns_cases::lock_holders_never_overlap(store().await).await
+        patterns_cases::lock_holders_never_overlap(Arc::new(store().await)).await
     })
 }
 
 #[test]
 fn expired_lease_is_taken_over() {
     cache_conformance::block_on(async {
-        patterns_cases::expired_lease_is_taken_over(store().await).await
+        patterns_cases::expired_lease_is_taken_over(Arc::new(store().await)).await
     })
 }
 
 #[test]
 fn rate_limits_hold_under_concurrency() {
     cache_conformance::block_on(async {
-        patterns_cases::rate_limits_hold_under_concurrency(store().await).await
+        patterns_cases::rate_limits_hold_under_concurrency(Arc::new(store().await)).await
     })
 }
 

@@ -1,5 +1,6 @@
-//! The cache-core patterns against a real Redis: the bodies shared by `patterns_redis.rs`
-//! (standalone) and `patterns_redis_cluster.rs`.
+//! The cache-core patterns on a real store: the bodies shared by `patterns_memory.rs`,
+//! `patterns_redis.rs` (standalone) and `patterns_redis_cluster.rs`. Each binary uses part of it.
+#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,9 +13,9 @@ use cache_core::{
     CacheStore, LockManager, RateLimitAlgorithm, RateLimiter, SetOptions, TieredCache,
 };
 
-/// 20 tasks × 50 iterations increment a value in Redis inside the lock; an in-process counter of
-/// holders proves no two ever overlap, and fencing tokens grow in holding order.
-pub(crate) async fn lock_holders_never_overlap(store: RedisStore) {
+/// 20 tasks × 50 iterations increment a value in the store inside the lock; an in-process counter
+/// of holders proves no two ever overlap, and fencing tokens grow in holding order.
+pub(crate) async fn lock_holders_never_overlap(store: Arc<dyn CacheStore>) {
     let locks = LockManager::builder(store.clone())
         .lease(Duration::from_secs(30))
         .backoff(Duration::from_millis(1), Duration::from_millis(20))
@@ -44,6 +45,8 @@ pub(crate) async fn lock_holders_never_overlap(store: RedisStore) {
                         Some(b) => std::str::from_utf8(&b).unwrap().parse().unwrap(),
                         None => 0,
                     };
+                    // Let other tasks run between the read and the write, as a slow holder would.
+                    tokio::task::yield_now().await;
                     store
                         .set(
                             "shared",
@@ -69,7 +72,7 @@ pub(crate) async fn lock_holders_never_overlap(store: RedisStore) {
 }
 
 /// An expired lease is taken over; the old owner's release and extend change nothing.
-pub(crate) async fn expired_lease_is_taken_over(store: RedisStore) {
+pub(crate) async fn expired_lease_is_taken_over(store: Arc<dyn CacheStore>) {
     let locks = LockManager::builder(store.clone())
         .lease(Duration::from_millis(200))
         .build();
@@ -86,8 +89,9 @@ pub(crate) async fn expired_lease_is_taken_over(store: RedisStore) {
     assert!(second.release().await.unwrap());
 }
 
-/// 50 concurrent callers, limit 10: exactly 10 admitted, by either algorithm.
-pub(crate) async fn rate_limits_hold_under_concurrency(store: RedisStore) {
+/// 50 concurrent callers, limit 10: exactly 10 admitted, by either algorithm; a denial says when
+/// to retry and that nothing remains.
+pub(crate) async fn rate_limits_hold_under_concurrency(store: Arc<dyn CacheStore>) {
     for algorithm in [RateLimitAlgorithm::FixedWindow, RateLimitAlgorithm::Gcra] {
         let limiter = RateLimiter::builder(store.clone())
             .namespace(format!("rl-{algorithm:?}"))
@@ -106,7 +110,9 @@ pub(crate) async fn rate_limits_hold_under_concurrency(store: RedisStore) {
             let decision = task.await.unwrap();
             if decision.allowed {
                 allowed += 1;
+                assert_eq!(decision.retry_after, Duration::ZERO);
             } else {
+                assert_eq!(decision.remaining, 0);
                 assert!(decision.retry_after > Duration::ZERO);
             }
         }
