@@ -130,6 +130,13 @@ pub struct RedisConfig {
     pub password: Option<String>,
     /// Database number (standalone and Sentinel only). Default: 0.
     pub db: i64,
+    /// ACL user name for the Sentinels themselves (Sentinel mode), if they have ACL users.
+    /// Default: none.
+    pub sentinel_username: Option<String>,
+    /// Password for the Sentinels themselves (`requirepass` in `sentinel.conf`; Sentinel mode).
+    /// The master's credentials are [`username`](Self::username) and [`password`](Self::password).
+    /// Default: none.
+    pub sentinel_password: Option<String>,
     /// How long one connection attempt may take. Default: 1 s.
     pub connect_timeout: Duration,
     /// How long one command (one round trip) may take, including waiting for a reconnect.
@@ -152,6 +159,8 @@ impl Default for RedisConfig {
             username: None,
             password: None,
             db: 0,
+            sentinel_username: None,
+            sentinel_password: None,
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(1),
             retry: RetryPolicy::default(),
@@ -170,6 +179,11 @@ impl fmt::Debug for RedisConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("db", &self.db)
+            .field("sentinel_username", &self.sentinel_username)
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "<redacted>"),
+            )
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("retry", &self.retry)
@@ -265,6 +279,10 @@ impl RedisConfig {
             }
             RedisMode::Sentinel { master_name, .. } if master_name.is_empty() => {
                 return bad("sentinel mode needs the master's name".into());
+            }
+            RedisMode::Sentinel { .. } => {}
+            _ if self.sentinel_username.is_some() || self.sentinel_password.is_some() => {
+                return bad("sentinel credentials are set, but the mode is not sentinel".into());
             }
             _ => {}
         }
@@ -371,6 +389,18 @@ impl RedisConfigBuilder {
         self
     }
 
+    /// ACL user name for the Sentinels themselves.
+    pub fn sentinel_username(mut self, username: impl Into<String>) -> Self {
+        self.config.sentinel_username = Some(username.into());
+        self
+    }
+
+    /// Password for the Sentinels themselves (their `requirepass`).
+    pub fn sentinel_password(mut self, password: impl Into<String>) -> Self {
+        self.config.sentinel_password = Some(password.into());
+        self
+    }
+
     /// Database number.
     pub fn db(mut self, db: i64) -> Self {
         self.config.db = db;
@@ -451,6 +481,27 @@ mod tests {
             !debug.contains("very secret") && !debug.contains("hunter2"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn sentinel_credentials_are_hidden_and_need_sentinel_mode() {
+        let c = RedisConfig::builder()
+            .sentinel([NodeAddr::new("127.0.0.1", 26379)], "mymaster")
+            .sentinel_username("watcher")
+            .sentinel_password("sentinel-secret")
+            .build()
+            .unwrap();
+        let debug = format!("{c:?}");
+        assert!(
+            debug.contains("watcher") && !debug.contains("sentinel-secret"),
+            "{debug}"
+        );
+        let e = RedisConfig::builder()
+            .sentinel_password("sentinel-secret")
+            .build()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("not sentinel"), "{e}");
     }
 
     #[test]

@@ -79,6 +79,21 @@ fn redis_settings(config: &RedisConfig, db: i64) -> RedisConnectionInfo {
     settings
 }
 
+/// A client for one Sentinel: plain TCP, with the Sentinels' own credentials if they have any.
+fn sentinel_client(config: &RedisConfig, sentinel: &NodeAddr) -> redis::RedisResult<Client> {
+    let mut settings = RedisConnectionInfo::default();
+    if let Some(user) = &config.sentinel_username {
+        settings = settings.set_username(user);
+    }
+    if let Some(password) = &config.sentinel_password {
+        settings = settings.set_password(password);
+    }
+    let info = ConnectionAddr::Tcp(sentinel.host.clone(), sentinel.port)
+        .into_connection_info()?
+        .set_redis_settings(settings);
+    Client::open(info)
+}
+
 fn node_info(config: &RedisConfig, node: &NodeAddr, db: i64) -> Result<ConnectionInfo> {
     let addr = if config.tls {
         ConnectionAddr::TcpTls {
@@ -371,27 +386,22 @@ impl SentinelState {
 /// rather than when the old master starts refusing writes. Ends when the store is dropped.
 async fn watch_switches(state: Weak<SentinelState>) {
     loop {
-        let Some((sentinels, master_name, connect_timeout)) =
-            state.upgrade().map(|s| match &s.config.mode {
-                RedisMode::Sentinel {
-                    sentinels,
-                    master_name,
-                } => (
-                    sentinels.clone(),
-                    master_name.clone(),
-                    s.config.connect_timeout,
-                ),
-                _ => unreachable!("sentinel mode"),
-            })
-        else {
+        let Some(config) = state.upgrade().map(|s| s.config.clone()) else {
             return;
         };
-        for sentinel in &sentinels {
-            let Ok(client) = Client::open((sentinel.host.as_str(), sentinel.port)) else {
+        let RedisMode::Sentinel {
+            sentinels,
+            master_name,
+        } = &config.mode
+        else {
+            unreachable!("sentinel mode")
+        };
+        for sentinel in sentinels {
+            let Ok(client) = sentinel_client(&config, sentinel) else {
                 continue;
             };
             let Ok(Ok(mut pubsub)) =
-                tokio::time::timeout(connect_timeout, client.get_async_pubsub()).await
+                tokio::time::timeout(config.connect_timeout, client.get_async_pubsub()).await
             else {
                 continue;
             };
@@ -438,7 +448,7 @@ async fn resolve_master(config: &RedisConfig) -> Result<NodeAddr> {
     let mut last_error = None;
     for sentinel in sentinels {
         let attempt = async {
-            let client = Client::open((sentinel.host.as_str(), sentinel.port))?;
+            let client = sentinel_client(config, sentinel)?;
             let mut conn = client
                 .get_multiplexed_async_connection_with_config(&conn_config)
                 .await?;

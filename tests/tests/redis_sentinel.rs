@@ -5,10 +5,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use backend_redis::{NodeAddr, RedisConfig, RedisStore};
+use backend_redis::RedisStore;
 use bytes::Bytes;
-use cache_core::{CacheStore, SetOptions};
-use support::redis::{Launcher, MASTER_NAME, base_args, free_port, launch_sentinel, wait_for_ping};
+use cache_core::{CacheStore, ErrorKind, SetOptions};
+use support::redis::{
+    Launcher, MASTER_NAME, base_args, free_port, launch_sentinel, sentinel_client, sentinel_config,
+    wait_for_ping,
+};
 
 async fn redis_sentinel() -> support::redis::RedisFixture {
     support::redis::sentinel().await
@@ -36,8 +39,7 @@ fn store_follows_the_master_after_a_failover() {
         wait_for_ping(replica_port).await;
         let (_sentinel, sentinel_port) = launch_sentinel(&launcher, master_port).await;
 
-        let config = RedisConfig::builder()
-            .sentinel([NodeAddr::new("127.0.0.1", sentinel_port)], MASTER_NAME)
+        let config = sentinel_config(sentinel_port)
             .key_prefix(format!("failover{:08x}:", fastrand::u32(..)))
             .command_timeout(Duration::from_millis(500))
             .build()
@@ -71,7 +73,7 @@ fn store_follows_the_master_after_a_failover() {
         }
 
         // Force a failover; Sentinel may need a moment to discover the replica first.
-        let sentinel = redis::Client::open(("127.0.0.1", sentinel_port)).unwrap();
+        let sentinel = sentinel_client(sentinel_port);
         let mut conn = sentinel.get_multiplexed_async_connection().await.unwrap();
         let started = Instant::now();
         loop {
@@ -142,5 +144,31 @@ fn store_follows_the_master_after_a_failover() {
             Some(&b"1"[..])
         );
         store.clear("").await.unwrap();
+    });
+}
+
+/// The Sentinels have a password: without it, or with a wrong one, `connect` fails at once with an
+/// authentication error naming the Sentinel, never with the password in the message.
+#[test]
+fn a_wrong_sentinel_password_is_an_authentication_error() {
+    cache_conformance::block_on(async {
+        let config = support::redis::sentinel()
+            .await
+            .redis_store()
+            .config()
+            .clone();
+        for password in [None, Some("not-the-sentinel-password")] {
+            let mut wrong = config.clone();
+            wrong.sentinel_password = password.map(str::to_owned);
+            let err = RedisStore::connect(wrong)
+                .await
+                .expect_err("the Sentinel must refuse");
+            assert_eq!(err.kind(), ErrorKind::Authentication, "{err}");
+            assert!(err.to_string().contains("sentinel"), "{err}");
+            assert!(
+                !err.to_string().contains("not-the-sentinel-password"),
+                "{err}"
+            );
+        }
     });
 }

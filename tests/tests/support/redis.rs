@@ -149,8 +149,9 @@ async fn wait_for_store(config: &RedisConfig, what: &str) {
 pub(crate) async fn launch_sentinel(launcher: &Launcher, master_port: u16) -> (Server, u16) {
     let sentinel_port = free_port();
     let conf_path = tmp_path(&format!("sentinel-{sentinel_port}.conf"));
+    // A password on the Sentinel itself, as production setups have, so the store must send it.
     let conf = format!(
-        "port {sentinel_port}\nbind 127.0.0.1\ndir /tmp\n\
+        "port {sentinel_port}\nbind 127.0.0.1\ndir /tmp\nrequirepass {SENTINEL_PASSWORD}\n\
          sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 1\n\
          sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
          sentinel failover-timeout {MASTER_NAME} 5000\n"
@@ -162,8 +163,20 @@ pub(crate) async fn launch_sentinel(launcher: &Launcher, master_port: u16) -> (S
             "+monitor master",
         )
         .await;
-    wait_for_ping(sentinel_port).await;
+    wait_for_client(&sentinel_client(sentinel_port), sentinel_port).await;
     (sentinel, sentinel_port)
+}
+
+/// A client for the test Sentinel on `port`, with its password.
+pub(crate) fn sentinel_client(port: u16) -> redis::Client {
+    redis::Client::open(format!("redis://:{SENTINEL_PASSWORD}@127.0.0.1:{port}")).expect("a client")
+}
+
+/// A config that finds the master through the test Sentinel on `port`.
+pub(crate) fn sentinel_config(port: u16) -> backend_redis::RedisConfigBuilder {
+    RedisConfig::builder()
+        .sentinel([NodeAddr::new("127.0.0.1", port)], MASTER_NAME)
+        .sentinel_password(SENTINEL_PASSWORD)
 }
 
 type EnvFuture = Pin<Box<dyn Future<Output = Env> + Send>>;
@@ -485,7 +498,14 @@ pub(crate) fn base_args(port: u16) -> Vec<String> {
 
 /// Waits until a plain-TCP server at `port` answers PING (it may still be loading).
 pub(crate) async fn wait_for_ping(port: u16) {
-    let client = redis::Client::open(("127.0.0.1", port)).expect("a client");
+    wait_for_client(
+        &redis::Client::open(("127.0.0.1", port)).expect("a client"),
+        port,
+    )
+    .await;
+}
+
+async fn wait_for_client(client: &redis::Client, port: u16) {
     for _ in 0..100 {
         if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
             if redis::cmd("PING")
@@ -793,6 +813,8 @@ pub(crate) async fn tls() -> RedisFixture {
 
 /// The name Sentinel monitors the master under.
 pub(crate) const MASTER_NAME: &str = "cachemaster";
+/// The Sentinels' own password (`requirepass` in sentinel.conf).
+pub(crate) const SENTINEL_PASSWORD: &str = "sentinel-Pa55";
 
 fn start_sentinel(launcher: Launcher) -> EnvFuture {
     Box::pin(async move {
@@ -802,8 +824,7 @@ fn start_sentinel(launcher: Launcher) -> EnvFuture {
             .await;
         wait_for_ping(master_port).await;
         let (sentinel, sentinel_port) = launch_sentinel(&launcher, master_port).await;
-        let config = RedisConfig::builder()
-            .sentinel([NodeAddr::new("127.0.0.1", sentinel_port)], MASTER_NAME)
+        let config = sentinel_config(sentinel_port)
             .build()
             .expect("a valid config");
         Env {
