@@ -505,6 +505,7 @@ pub(crate) async fn wait_for_ping(port: u16) {
     .await;
 }
 
+/// Waits until `client` (for the server at `port`) gets an answer to PING.
 async fn wait_for_client(client: &redis::Client, port: u16) {
     for _ in 0..100 {
         if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
