@@ -137,6 +137,10 @@ pub struct RedisConfig {
     /// The master's credentials are [`username`](Self::username) and [`password`](Self::password).
     /// Default: none.
     pub sentinel_password: Option<String>,
+    /// Whether to speak TLS to the Sentinels (their `tls-port`; Sentinel mode), trusting and
+    /// presenting what [`tls_config`](Self::tls_config) names. [`tls`](Self::tls) is the master's
+    /// setting. Default: `false`.
+    pub sentinel_tls: bool,
     /// How long one connection attempt may take. Default: 1 s.
     pub connect_timeout: Duration,
     /// How long one command (one round trip) may take, including waiting for a reconnect.
@@ -161,6 +165,7 @@ impl Default for RedisConfig {
             db: 0,
             sentinel_username: None,
             sentinel_password: None,
+            sentinel_tls: false,
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(1),
             retry: RetryPolicy::default(),
@@ -184,6 +189,7 @@ impl fmt::Debug for RedisConfig {
                 "sentinel_password",
                 &self.sentinel_password.as_ref().map(|_| "<redacted>"),
             )
+            .field("sentinel_tls", &self.sentinel_tls)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("retry", &self.retry)
@@ -281,8 +287,11 @@ impl RedisConfig {
                 return bad("sentinel mode needs the master's name".into());
             }
             RedisMode::Sentinel { .. } => {}
-            _ if self.sentinel_username.is_some() || self.sentinel_password.is_some() => {
-                return bad("sentinel credentials are set, but the mode is not sentinel".into());
+            _ if self.sentinel_username.is_some()
+                || self.sentinel_password.is_some()
+                || self.sentinel_tls =>
+            {
+                return bad("sentinel settings are set, but the mode is not sentinel".into());
             }
             _ => {}
         }
@@ -398,6 +407,12 @@ impl RedisConfigBuilder {
     /// Password for the Sentinels themselves (their `requirepass`).
     pub fn sentinel_password(mut self, password: impl Into<String>) -> Self {
         self.config.sentinel_password = Some(password.into());
+        self
+    }
+
+    /// Whether to speak TLS to the Sentinels themselves.
+    pub fn sentinel_tls(mut self, tls: bool) -> Self {
+        self.config.sentinel_tls = tls;
         self
     }
 

@@ -17,7 +17,7 @@ use redis::{
 };
 use std::time::Instant;
 
-use crate::config::{NodeAddr, RedisConfig, RedisMode};
+use crate::config::{NodeAddr, RedisConfig, RedisMode, TlsConfig};
 use crate::error::map_redis_error;
 
 /// One connection handle of any mode; cloning is cheap and clones share the connection.
@@ -79,7 +79,8 @@ fn redis_settings(config: &RedisConfig, db: i64) -> RedisConnectionInfo {
     settings
 }
 
-/// A client for one Sentinel: plain TCP, with the Sentinels' own credentials if they have any.
+/// A client for one Sentinel, with the Sentinels' own credentials if they have any, over TLS if
+/// `sentinel_tls` is on (trusting and presenting what `tls_config` names, as for the master).
 fn sentinel_client(config: &RedisConfig, sentinel: &NodeAddr) -> redis::RedisResult<Client> {
     let mut settings = RedisConnectionInfo::default();
     if let Some(user) = &config.sentinel_username {
@@ -88,14 +89,17 @@ fn sentinel_client(config: &RedisConfig, sentinel: &NodeAddr) -> redis::RedisRes
     if let Some(password) = &config.sentinel_password {
         settings = settings.set_password(password);
     }
-    let info = ConnectionAddr::Tcp(sentinel.host.clone(), sentinel.port)
+    let info = address(sentinel, config.sentinel_tls)
         .into_connection_info()?
         .set_redis_settings(settings);
-    Client::open(info)
+    match certificates(&config.tls_config).filter(|_| config.sentinel_tls) {
+        Some(certs) => Client::build_with_tls(info, certs),
+        None => Client::open(info),
+    }
 }
 
-fn node_info(config: &RedisConfig, node: &NodeAddr, db: i64) -> Result<ConnectionInfo> {
-    let addr = if config.tls {
+fn address(node: &NodeAddr, tls: bool) -> ConnectionAddr {
+    if tls {
         ConnectionAddr::TcpTls {
             host: node.host.clone(),
             port: node.port,
@@ -104,16 +108,19 @@ fn node_info(config: &RedisConfig, node: &NodeAddr, db: i64) -> Result<Connectio
         }
     } else {
         ConnectionAddr::Tcp(node.host.clone(), node.port)
-    };
-    let info = addr
+    }
+}
+
+fn node_info(config: &RedisConfig, node: &NodeAddr, db: i64) -> Result<ConnectionInfo> {
+    let info = address(node, config.tls)
         .into_connection_info()
         .map_err(|e| map_redis_error(e, "connect", None))?;
     Ok(info.set_redis_settings(redis_settings(config, db)))
 }
 
-fn certificates(config: &RedisConfig) -> Option<TlsCertificates> {
-    let tls = &config.tls_config;
-    if !config.tls || (tls.ca_cert_pem.is_none() && tls.client_cert_pem.is_none()) {
+/// The custom CA and client certificate of `tls`, if it names any (else the system roots serve).
+fn certificates(tls: &TlsConfig) -> Option<TlsCertificates> {
+    if tls.ca_cert_pem.is_none() && tls.client_cert_pem.is_none() {
         return None;
     }
     Some(TlsCertificates {
@@ -131,7 +138,7 @@ fn certificates(config: &RedisConfig) -> Option<TlsCertificates> {
 /// A client for one node, with the config's credentials, TLS settings and `db`.
 pub(crate) fn client_for(config: &RedisConfig, node: &NodeAddr, db: i64) -> Result<Client> {
     let info = node_info(config, node, db)?;
-    let client = match certificates(config) {
+    let client = match certificates(&config.tls_config).filter(|_| config.tls) {
         Some(certs) => Client::build_with_tls(info, certs),
         None => Client::open(info),
     };
@@ -192,7 +199,7 @@ async fn open_manager(
 /// unreachable, and at once if it refuses the credentials.
 pub(crate) async fn connect(config: &RedisConfig) -> Result<Conn> {
     config.validate()?;
-    if config.tls {
+    if config.tls || config.sentinel_tls {
         install_crypto_provider();
     }
     match &config.mode {
@@ -213,7 +220,7 @@ pub(crate) async fn connect(config: &RedisConfig) -> Result<Conn> {
                 .retries(retry.max_retries as u32)
                 .min_retry_wait(retry.min_delay.as_millis() as u64)
                 .max_retry_wait(retry.max_delay.as_millis() as u64);
-            if let Some(certs) = certificates(config) {
+            if let Some(certs) = certificates(&config.tls_config).filter(|_| config.tls) {
                 builder = builder.certs(certs);
             }
             let client = builder

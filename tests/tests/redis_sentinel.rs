@@ -172,3 +172,29 @@ fn a_wrong_sentinel_password_is_an_authentication_error() {
         }
     });
 }
+
+/// A TLS-only Sentinel in front of a TLS-only master (mutual TLS): the store asks the Sentinel over
+/// TLS (`sentinel_tls`) and reaches the master over TLS; without `sentinel_tls` it cannot connect.
+#[test]
+fn sentinel_and_master_over_tls() {
+    cache_conformance::block_on(async {
+        let (_servers, config) = support::redis::launch_tls_sentinel(&Launcher::detect()).await;
+        let store = RedisStore::connect(config.clone()).await.unwrap();
+        store
+            .set("over-tls", Bytes::from_static(b"1"), SetOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get("over-tls").await.unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
+        store.clear("").await.unwrap();
+
+        let mut plain = config;
+        plain.sentinel_tls = false;
+        let err = RedisStore::connect(plain)
+            .await
+            .expect_err("plain TCP to a TLS-only Sentinel");
+        assert!(err.to_string().contains("sentinel"), "{err}");
+    });
+}

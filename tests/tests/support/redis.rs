@@ -764,38 +764,61 @@ fn make_certificates(dir: &std::path::Path) {
     }
 }
 
-fn start_tls(launcher: Launcher) -> EnvFuture {
-    Box::pin(async move {
-        let dir =
-            std::env::temp_dir().join(format!("cache-conformance-tls-{}", std::process::id()));
+const CERTIFICATES: [&str; 5] = [
+    "ca.crt",
+    "server.crt",
+    "server.key",
+    "client.crt",
+    "client.key",
+];
+
+/// The PEM file `name` of a CA, server and client certificates made once per test process.
+fn pem(name: &str) -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!("cache-conformance-tls-{}", std::process::id()));
+    static MADE: OnceLock<()> = OnceLock::new();
+    MADE.get_or_init(|| {
         std::fs::create_dir_all(&dir).unwrap();
         make_certificates(&dir);
-        let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-        let files: Vec<(String, Vec<u8>)> = ["ca.crt", "server.crt", "server.key"]
-            .iter()
-            .map(|name| (tmp_path(name), read(name)))
-            .collect();
+    });
+    std::fs::read(dir.join(name)).unwrap()
+}
+
+/// The certificate files a TLS server reads, at their `tmp_path`s.
+fn tls_files() -> Vec<(String, Vec<u8>)> {
+    CERTIFICATES
+        .iter()
+        .map(|name| (tmp_path(name), pem(name)))
+        .collect()
+}
+
+/// Arguments of a TLS-only server (mutual TLS) on `tls_port`.
+fn tls_args(tls_port: u16) -> Vec<String> {
+    let mut args = base_args(0);
+    args.extend([
+        "--tls-port".to_owned(),
+        tls_port.to_string(),
+        "--tls-cert-file".to_owned(),
+        tmp_path("server.crt"),
+        "--tls-key-file".to_owned(),
+        tmp_path("server.key"),
+        "--tls-ca-cert-file".to_owned(),
+        tmp_path("ca.crt"),
+        "--tls-auth-clients".to_owned(),
+        "yes".to_owned(),
+    ]);
+    args
+}
+
+fn start_tls(launcher: Launcher) -> EnvFuture {
+    Box::pin(async move {
         let port = free_port();
-        let mut args = base_args(0);
-        args.extend([
-            "--tls-port".to_owned(),
-            port.to_string(),
-            "--tls-cert-file".to_owned(),
-            tmp_path("server.crt"),
-            "--tls-key-file".to_owned(),
-            tmp_path("server.key"),
-            "--tls-ca-cert-file".to_owned(),
-            tmp_path("ca.crt"),
-            "--tls-auth-clients".to_owned(),
-            "yes".to_owned(),
-        ]);
         let server = launcher
-            .start(&args, &files, "Ready to accept connections")
+            .start(&tls_args(port), &tls_files(), "Ready to accept connections")
             .await;
         let config = RedisConfig::builder()
             .standalone("127.0.0.1", port)
-            .tls_ca_cert_pem(read("ca.crt"))
-            .tls_client_cert_pem(read("client.crt"), read("client.key"))
+            .tls_ca_cert_pem(pem("ca.crt"))
+            .tls_client_cert_pem(pem("client.crt"), pem("client.key"))
             .build()
             .expect("a valid config");
         wait_for_store(&config, &format!("the TLS server on port {port}")).await;
@@ -810,6 +833,50 @@ fn start_tls(launcher: Launcher) -> EnvFuture {
 pub(crate) async fn tls() -> RedisFixture {
     static ENV: OnceLock<Env> = OnceLock::new();
     fixture(&shared(&ENV, start_tls).config).await
+}
+
+/// A TLS-only master behind a TLS-only Sentinel (mutual TLS everywhere; the Sentinel reaches the
+/// master with the client certificate), and a config that reaches both over TLS.
+pub(crate) async fn launch_tls_sentinel(launcher: &Launcher) -> (Vec<Server>, RedisConfig) {
+    let mut files = tls_files();
+    let (master_port, sentinel_port) = (free_port(), free_port());
+    let master = launcher
+        .start(
+            &tls_args(master_port),
+            &files,
+            "Ready to accept connections",
+        )
+        .await;
+    let conf_path = tmp_path(&format!("sentinel-{sentinel_port}.conf"));
+    let p = tmp_path;
+    let conf = format!(
+        "port 0\ntls-port {sentinel_port}\nbind 127.0.0.1\ndir /tmp\n\
+         tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+         tls-client-cert-file {}\ntls-client-key-file {}\ntls-replication yes\n\
+         tls-auth-clients yes\n\
+         sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 1\n",
+        p("server.crt"),
+        p("server.key"),
+        p("ca.crt"),
+        p("client.crt"),
+        p("client.key"),
+    );
+    files.push((conf_path.clone(), conf.into_bytes()));
+    let sentinel = launcher
+        .start(
+            &[conf_path, "--sentinel".to_owned()],
+            &files,
+            "+monitor master",
+        )
+        .await;
+    let config = RedisConfig::builder()
+        .sentinel([NodeAddr::new("127.0.0.1", sentinel_port)], MASTER_NAME)
+        .sentinel_tls(true)
+        .tls_ca_cert_pem(pem("ca.crt"))
+        .tls_client_cert_pem(pem("client.crt"), pem("client.key"))
+        .build()
+        .expect("a valid config");
+    (vec![master, sentinel], config)
 }
 
 /// The name Sentinel monitors the master under.
