@@ -5,14 +5,15 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cache_core::{BusEvent, Error, ErrorKind, Invalidation, InvalidationBus, Result};
+use cache_core::{BusEvent, Invalidation, InvalidationBus, Result};
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use redis::Client;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::{NodeAddr, RedisConfig, RedisMode};
-use crate::conn::{client_for, install_crypto_provider};
+use crate::conn::{
+    Conn, SentinelConn, client_for, install_crypto_provider, open_manager, resolve_master,
+};
 use crate::error::map_redis_error;
 
 /// Carries invalidations between [`TieredCache`](cache_core::TieredCache) instances over a Redis
@@ -22,7 +23,8 @@ use crate::error::map_redis_error;
 ///   key prefixes do not hear each other.
 /// - Standalone: the configured server. Cluster: any one node, since Redis Cluster forwards
 ///   `PUBLISH` to every node; after a node fails, the subscription moves to the next seed node.
-///   Sentinel is not supported yet.
+///   Sentinel: the master the Sentinels name, asked again at every resubscription, so that after a
+///   failover (Sentinel drops the old master's clients) the bus follows the new master.
 /// - When the subscription connection drops, it reconnects with backoff (per
 ///   [`RedisConfig::retry`], without giving up) and then yields [`BusEvent::Resync`], because
 ///   messages sent meanwhile are lost: the cache clears its L1.
@@ -44,82 +46,76 @@ use crate::error::map_redis_error;
 #[derive(Clone)]
 pub struct RedisBus {
     shared: Arc<Shared>,
-    publisher: ConnectionManager,
+    publisher: Conn,
 }
 
 struct Shared {
     channel: String,
-    /// One client per candidate node (one for standalone).
-    clients: Vec<(NodeAddr, Client)>,
+    nodes: Nodes,
     min_delay: Duration,
     max_delay: Duration,
 }
 
+/// Where the subscription goes.
+enum Nodes {
+    /// One client per candidate node, tried in turn (one for standalone).
+    Fixed(Vec<(NodeAddr, Client)>),
+    /// Whichever master the Sentinels of this config name.
+    Sentinel(Box<RedisConfig>),
+}
+
 impl fmt::Debug for RedisBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nodes = match &self.shared.nodes {
+            Nodes::Fixed(clients) => clients.iter().map(|(n, _)| n.to_string()).collect(),
+            Nodes::Sentinel(config) => vec![format!("sentinel {:?}", config.mode)],
+        };
         f.debug_struct("RedisBus")
             .field("channel", &self.shared.channel)
-            .field(
-                "nodes",
-                &self
-                    .shared
-                    .clients
-                    .iter()
-                    .map(|(n, _)| n.to_string())
-                    .collect::<Vec<_>>(),
-            )
+            .field("nodes", &nodes)
             .finish()
     }
 }
 
 impl RedisBus {
-    /// Connects the publishing connection and checks the channel can be subscribed to.
+    /// Connects the publishing connection (to the first node that answers, or to the master the
+    /// Sentinels name).
     pub async fn connect(config: &RedisConfig, channel: &str) -> Result<Self> {
-        let nodes = match &config.mode {
-            RedisMode::Standalone(node) => vec![node.clone()],
-            RedisMode::Cluster(nodes) => nodes.clone(),
-            RedisMode::Sentinel { .. } => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    "RedisBus does not support Sentinel yet: connect it to the master's address",
-                ));
-            }
-        };
-        if config.tls {
+        config.validate()?;
+        if config.tls || config.sentinel_tls {
             install_crypto_provider();
         }
-        let db = if matches!(config.mode, RedisMode::Cluster(_)) {
-            0
-        } else {
-            config.db
+        let shared = |nodes| Shared {
+            channel: format!("{}{channel}", config.key_prefix),
+            nodes,
+            min_delay: config.retry.min_delay.max(Duration::from_millis(10)),
+            max_delay: config.retry.max_delay.max(Duration::from_millis(500)),
+        };
+        let (nodes, db) = match &config.mode {
+            RedisMode::Standalone(node) => (vec![node.clone()], config.db),
+            // Cluster has only database 0, and any node forwards a PUBLISH to all.
+            RedisMode::Cluster(nodes) => (nodes.clone(), 0),
+            RedisMode::Sentinel { .. } => {
+                return Ok(RedisBus {
+                    shared: Arc::new(shared(Nodes::Sentinel(Box::new(config.clone())))),
+                    publisher: Conn::Sentinel(SentinelConn::connect(config).await?),
+                });
+            }
         };
         let clients = nodes
             .into_iter()
             .map(|node| Ok((node.clone(), client_for(config, &node, db)?)))
             .collect::<Result<Vec<_>>>()?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            .set_number_of_retries(config.retry.max_retries)
-            .set_min_delay(config.retry.min_delay)
-            .set_max_delay(config.retry.max_delay);
         let mut last_error = None;
         for (node, client) in &clients {
-            match ConnectionManager::new_with_config(client.clone(), manager_config.clone()).await {
+            match open_manager(client.clone(), config, &format!("connect to {node}")).await {
                 Ok(publisher) => {
                     return Ok(RedisBus {
-                        shared: Arc::new(Shared {
-                            channel: format!("{}{channel}", config.key_prefix),
-                            clients,
-                            min_delay: config.retry.min_delay.max(Duration::from_millis(10)),
-                            max_delay: config.retry.max_delay.max(Duration::from_millis(500)),
-                        }),
-                        publisher,
+                        shared: Arc::new(shared(Nodes::Fixed(clients))),
+                        publisher: Conn::Single(publisher),
                     });
                 }
-                Err(e) => {
-                    last_error = Some(map_redis_error(e, &format!("connect to {node}"), None))
-                }
+                Err(e) => last_error = Some(e),
             }
         }
         Err(last_error.expect("at least one node"))
@@ -132,25 +128,42 @@ impl RedisBus {
 }
 
 impl Shared {
-    /// Subscribes through node `start` or, failing that, the next ones.
+    /// Subscribes through node `start` or, failing that, the next ones; or through the master the
+    /// Sentinels name now.
     async fn subscribe_from(&self, start: usize) -> Result<(usize, redis::aio::PubSubStream)> {
+        let clients = match &self.nodes {
+            Nodes::Fixed(clients) => clients,
+            Nodes::Sentinel(config) => {
+                let master = resolve_master(config).await?;
+                let client = client_for(config, &master, config.db)?;
+                return Ok((0, self.subscribe_on(&master, &client).await?));
+            }
+        };
         let mut last_error = None;
-        for i in 0..self.clients.len() {
-            let index = (start + i) % self.clients.len();
-            let (node, client) = &self.clients[index];
-            let attempt = async {
-                let mut pubsub = client.get_async_pubsub().await?;
-                pubsub.subscribe(&self.channel).await?;
-                Ok::<_, redis::RedisError>(pubsub.into_on_message())
-            };
-            match attempt.await {
+        for i in 0..clients.len() {
+            let index = (start + i) % clients.len();
+            let (node, client) = &clients[index];
+            match self.subscribe_on(node, client).await {
                 Ok(messages) => return Ok((index, messages)),
-                Err(e) => {
-                    last_error = Some(map_redis_error(e, &format!("subscribe on {node}"), None))
-                }
+                Err(e) => last_error = Some(e),
             }
         }
         Err(last_error.expect("at least one node"))
+    }
+
+    async fn subscribe_on(
+        &self,
+        node: &NodeAddr,
+        client: &Client,
+    ) -> Result<redis::aio::PubSubStream> {
+        let attempt = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&self.channel).await?;
+            Ok::<_, redis::RedisError>(pubsub.into_on_message())
+        };
+        attempt
+            .await
+            .map_err(|e| map_redis_error(e, &format!("subscribe on {node}"), None))
     }
 }
 

@@ -176,7 +176,7 @@ fn connection_config(config: &RedisConfig) -> AsyncConnectionConfig {
 /// Opens a reconnecting manager. One plain connection is tried first, because the manager retries
 /// every failure, a refused password included: an error that retrying cannot fix, such as wrong
 /// credentials, is returned at once, without sending the server more failed logins.
-async fn open_manager(
+pub(crate) async fn open_manager(
     client: Client,
     config: &RedisConfig,
     what: &str,
@@ -257,7 +257,7 @@ struct Current {
 const RESOLVE_INTERVAL: Duration = Duration::from_millis(100);
 
 impl SentinelConn {
-    async fn connect(config: &RedisConfig) -> Result<Self> {
+    pub(crate) async fn connect(config: &RedisConfig) -> Result<Self> {
         let addr = resolve_master(config).await?;
         let client = client_for(config, &addr, config.db)?;
         let manager = open_manager(client, config, &format!("connect to master {addr}")).await?;
@@ -443,7 +443,7 @@ async fn watch_switches(state: Weak<SentinelState>) {
 }
 
 /// Asks each Sentinel in turn for the master's address.
-async fn resolve_master(config: &RedisConfig) -> Result<NodeAddr> {
+pub(crate) async fn resolve_master(config: &RedisConfig) -> Result<NodeAddr> {
     let RedisMode::Sentinel {
         sentinels,
         master_name,

@@ -1,13 +1,17 @@
 //! One Redis master behind Sentinel opts in to the conformance suite
 //! (`cargo xtask conformance --backend redis-sentinel`).
 
+mod patterns_cases;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use backend_redis::RedisStore;
+use backend_redis::{RedisBus, RedisStore};
 use bytes::Bytes;
-use cache_core::{CacheStore, ErrorKind, SetOptions};
+use cache_core::{
+    BusEvent, CacheStore, ErrorKind, Invalidation, InvalidationBus, InvalidationOp, SetOptions,
+};
+use futures::StreamExt;
 use support::redis::{
     Launcher, MASTER_NAME, base_args, free_port, launch_sentinel, sentinel_client, sentinel_config,
     wait_for_ping,
@@ -18,6 +22,15 @@ async fn redis_sentinel() -> support::redis::RedisFixture {
 }
 
 cache_conformance::conformance_tests!(redis_sentinel);
+
+/// Tiered instances on a Sentinel-found master stay coherent through the Redis bus.
+#[test]
+fn tiered_instances_stay_coherent() {
+    cache_conformance::block_on(async {
+        let store = support::redis::sentinel().await.redis_store().clone();
+        patterns_cases::tiered_instances_stay_coherent(store).await
+    })
+}
 
 /// After `SENTINEL FAILOVER`, the store finds the new master by itself (the old one turns replica and
 /// answers writes with READONLY) and keeps serving reads and writes.
@@ -44,8 +57,10 @@ fn store_follows_the_master_after_a_failover() {
             .command_timeout(Duration::from_millis(500))
             .build()
             .unwrap();
-        let store = RedisStore::connect(config).await.unwrap();
+        let store = RedisStore::connect(config.clone()).await.unwrap();
         assert_eq!(store.sentinel_master().unwrap().port, master_port);
+        let bus = RedisBus::connect(&config, "failover-bus").await.unwrap();
+        let mut events = bus.subscribe().await.unwrap();
         store
             .set("before", Bytes::from_static(b"1"), SetOptions::new())
             .await
@@ -143,6 +158,26 @@ fn store_follows_the_master_after_a_failover() {
             store.get("before").await.unwrap().as_deref(),
             Some(&b"1"[..])
         );
+
+        // The bus lost its subscription to the old master: it says so (Resync), then hears messages
+        // published through the new one.
+        let message = Invalidation::new("other", InvalidationOp::Set, "k");
+        let heard = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut resynced = false;
+            loop {
+                // Publishing may fail while the publisher finds the new master.
+                let _ = bus.publish(&message).await;
+                match tokio::time::timeout(Duration::from_millis(200), events.next()).await {
+                    Ok(Some(BusEvent::Resync)) => resynced = true,
+                    Ok(Some(BusEvent::Message(m))) if resynced => return m,
+                    Ok(Some(_)) | Err(_) => {}
+                    Ok(None) => panic!("the bus stream ended"),
+                }
+            }
+        })
+        .await
+        .expect("the bus resynced and heard a message after the failover");
+        assert_eq!(heard, message);
         store.clear("").await.unwrap();
     });
 }
