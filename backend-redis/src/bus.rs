@@ -11,9 +11,7 @@ use futures::stream::{self, BoxStream};
 use redis::Client;
 
 use crate::config::{NodeAddr, RedisConfig, RedisMode};
-use crate::conn::{
-    Conn, SentinelConn, client_for, install_crypto_provider, open_manager, resolve_master,
-};
+use crate::conn::{Conn, SentinelConn, client_for, open_manager, resolve_master};
 use crate::error::map_redis_error;
 
 /// Carries invalidations between [`TieredCache`](cache_core::TieredCache) instances over a Redis
@@ -82,9 +80,6 @@ impl RedisBus {
     /// Sentinels name).
     pub async fn connect(config: &RedisConfig, channel: &str) -> Result<Self> {
         config.validate()?;
-        if config.tls || config.sentinel_tls {
-            install_crypto_provider();
-        }
         let shared = |nodes| Shared {
             channel: format!("{}{channel}", config.key_prefix),
             nodes,

@@ -60,7 +60,7 @@ impl ConnectionLike for Conn {
 }
 
 /// Installs the ring crypto provider for rustls once; redis' rustls feature brings none.
-pub(crate) fn install_crypto_provider() {
+fn install_crypto_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // Fails only if the application already installed one, which is fine.
@@ -98,8 +98,11 @@ fn sentinel_client(config: &RedisConfig, sentinel: &NodeAddr) -> redis::RedisRes
     }
 }
 
+/// The address of `node`, over TLS if `tls`. Every connection's address is made here, so this is
+/// where rustls gets its crypto provider.
 fn address(node: &NodeAddr, tls: bool) -> ConnectionAddr {
     if tls {
+        install_crypto_provider();
         ConnectionAddr::TcpTls {
             host: node.host.clone(),
             port: node.port,
@@ -199,9 +202,6 @@ pub(crate) async fn open_manager(
 /// unreachable, and at once if it refuses the credentials.
 pub(crate) async fn connect(config: &RedisConfig) -> Result<Conn> {
     config.validate()?;
-    if config.tls || config.sentinel_tls {
-        install_crypto_provider();
-    }
     match &config.mode {
         RedisMode::Standalone(node) => {
             let client = client_for(config, node, config.db)?;
