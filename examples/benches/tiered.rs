@@ -220,6 +220,23 @@ async fn throughput(get: &Get, keys: &Arc<Vec<String>>) -> f64 {
     done as f64 / elapsed.as_secs_f64()
 }
 
+/// Measures the bare and the tiered side back to back, in the order `bare_first` says; returns
+/// (bare, tiered).
+async fn back_to_back<F: Future<Output = f64>>(
+    bare_first: bool,
+    bare: &Get,
+    tiered: &Get,
+    measure: impl Fn(Get) -> F,
+) -> (f64, f64) {
+    if bare_first {
+        let bare = measure(bare.clone()).await;
+        (bare, measure(tiered.clone()).await)
+    } else {
+        let tiered = measure(tiered.clone()).await;
+        (measure(bare.clone()).await, tiered)
+    }
+}
+
 async fn l2_rows(url: &str) -> Vec<Row> {
     let config = RedisConfig::from_url(url).unwrap().with_prefix_for_bench();
     let bare = RedisStore::connect(config.clone()).await.unwrap();
@@ -260,21 +277,19 @@ async fn l2_rows(url: &str) -> Vec<Row> {
     let (mut latency, mut throughputs) = (Vec::new(), Vec::new());
     for pair in 0..L2_PAIRS {
         let bare_first = pair % 2 == 0;
-        let (first, second) = if bare_first {
-            (&bare_get, &tiered_get)
-        } else {
-            (&tiered_get, &bare_get)
-        };
-        let (a, b) = (
-            sequential_latency(first, &keys).await,
-            sequential_latency(second, &keys).await,
+        let keys = &keys;
+        latency.push(
+            back_to_back(bare_first, &bare_get, &tiered_get, |get| async move {
+                sequential_latency(&get, keys).await
+            })
+            .await,
         );
-        latency.push(if bare_first { (a, b) } else { (b, a) });
-        let (a, b) = (
-            throughput(first, &keys).await,
-            throughput(second, &keys).await,
+        throughputs.push(
+            back_to_back(bare_first, &bare_get, &tiered_get, |get| async move {
+                throughput(&get, keys).await
+            })
+            .await,
         );
-        throughputs.push(if bare_first { (a, b) } else { (b, a) });
     }
     let stats = tiered.stats();
     assert!(
