@@ -13,6 +13,32 @@ use cache_core::{
     CacheStore, LockManager, RateLimitAlgorithm, RateLimiter, SetOptions, TieredCache,
 };
 
+/// One `#[test]` per case that runs on any store (the lock and rate-limiter cases), as
+/// `conformance_tests!` does for the contract. `$store` is evaluated afresh in each test's async
+/// block and gives something that coerces to `Arc<dyn CacheStore>`.
+#[allow(unused_macros)] // not every binary that includes this module uses it
+macro_rules! store_pattern_tests {
+    ($store:expr) => {
+        $crate::patterns_cases::store_pattern_tests!(@each $store;
+            lock_holders_never_overlap,
+            expired_lease_is_taken_over,
+            rate_limits_hold_under_concurrency,
+        );
+    };
+    (@each $store:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                cache_conformance::block_on(async {
+                    $crate::patterns_cases::$case($store).await
+                })
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use store_pattern_tests;
+
 /// 20 tasks × 50 iterations increment a value in the store inside the lock; an in-process counter
 /// of holders proves no two ever overlap, and fencing tokens grow in holding order.
 pub(crate) async fn lock_holders_never_overlap(store: Arc<dyn CacheStore>) {
