@@ -92,7 +92,7 @@ fn sentinel_client(config: &RedisConfig, sentinel: &NodeAddr) -> redis::RedisRes
     let info = address(sentinel, config.sentinel_tls)
         .into_connection_info()?
         .set_redis_settings(settings);
-    match certificates(&config.tls_config).filter(|_| config.sentinel_tls) {
+    match certificates(&config.tls_config, config.sentinel_tls) {
         Some(certs) => Client::build_with_tls(info, certs),
         None => Client::open(info),
     }
@@ -121,9 +121,10 @@ fn node_info(config: &RedisConfig, node: &NodeAddr, db: i64) -> Result<Connectio
     Ok(info.set_redis_settings(redis_settings(config, db)))
 }
 
-/// The custom CA and client certificate of `tls`, if it names any (else the system roots serve).
-fn certificates(tls: &TlsConfig) -> Option<TlsCertificates> {
-    if tls.ca_cert_pem.is_none() && tls.client_cert_pem.is_none() {
+/// The custom CA and client certificate of `tls` for a connection that uses TLS (`on`), if it names
+/// any (else the system roots serve).
+fn certificates(tls: &TlsConfig, on: bool) -> Option<TlsCertificates> {
+    if !on || (tls.ca_cert_pem.is_none() && tls.client_cert_pem.is_none()) {
         return None;
     }
     Some(TlsCertificates {
@@ -141,7 +142,7 @@ fn certificates(tls: &TlsConfig) -> Option<TlsCertificates> {
 /// A client for one node, with the config's credentials, TLS settings and `db`.
 pub(crate) fn client_for(config: &RedisConfig, node: &NodeAddr, db: i64) -> Result<Client> {
     let info = node_info(config, node, db)?;
-    let client = match certificates(&config.tls_config).filter(|_| config.tls) {
+    let client = match certificates(&config.tls_config, config.tls) {
         Some(certs) => Client::build_with_tls(info, certs),
         None => Client::open(info),
     };
@@ -220,7 +221,7 @@ pub(crate) async fn connect(config: &RedisConfig) -> Result<Conn> {
                 .retries(retry.max_retries as u32)
                 .min_retry_wait(retry.min_delay.as_millis() as u64)
                 .max_retry_wait(retry.max_delay.as_millis() as u64);
-            if let Some(certs) = certificates(&config.tls_config).filter(|_| config.tls) {
+            if let Some(certs) = certificates(&config.tls_config, config.tls) {
                 builder = builder.certs(certs);
             }
             let client = builder
