@@ -271,12 +271,11 @@ fn main() {
             })
             .collect();
         // `runs[c][r]`: cache `c` in round `r`.
-        let mut runs: Vec<Vec<Outcome>> = contestants().iter().map(|_| Vec::new()).collect();
+        let mut runs: Vec<Vec<Outcome>> = Vec::new();
         for _ in 0..ROUNDS {
-            for (c, outcome) in run_round(&contestants(), &keys, &traces, &value)
-                .into_iter()
-                .enumerate()
-            {
+            let round = run_round(&contestants(), &keys, &traces, &value);
+            runs.resize_with(round.len(), Vec::new);
+            for (c, outcome) in round.into_iter().enumerate() {
                 runs[c].push(outcome);
             }
         }
