@@ -1,9 +1,12 @@
 // `cargo xtask bench wasm`: @cachekit/wasm (the Node build) against lru-cache in one run, on the
 // memory benchmark's workload: Zipf(1.0) over 100 000 keys, capacity 10 000, 64-character string
 // values, cache-aside (get; on a miss, make the value and set it).
-// Each round runs each peer in a fresh Node process, after a warm-up pass, and which peer goes first
-// alternates: neither peer's garbage or compiled code is in the other's measurement. A peer's ops/s
-// is its median over the rounds; the ratio is the median of the rounds' ratios.
+// Each round runs each peer in a fresh Node process, after a warm-up pass, and the order of the peers
+// rotates: neither peer's garbage or compiled code is in the other's measurement. A peer's ops/s is
+// its median over the rounds; a ratio is the median of the rounds' ratios.
+// A third row is a floor, not a cache: lru-cache plus what every cache whose map lives in wasm pays
+// on every get, the key's UTF-8 bytes written into wasm memory and one call into wasm with their
+// length (a call that ignores them). It shows what the crossing alone costs against lru-cache.
 // Usage: node --expose-gc bench.mjs <pkg dir> [run|memory <peer>]
 
 import { execFileSync } from 'node:child_process';
@@ -15,12 +18,13 @@ import { LRUCache } from 'lru-cache';
 const pkg = resolve(process.argv[2] ?? join(fileURLToPath(import.meta.url), '../../../pkg'));
 const require = createRequire(import.meta.url);
 const { MemoryCache } = require(join(pkg, 'node', 'index.cjs'));
-const { wasmMemory } = require(join(pkg, 'node', 'bindings_wasm.js'));
+const { RawCache, wasmMemory } = require(join(pkg, 'node', 'bindings_wasm.js'));
 
 const KEYS = 100_000;
 const CAPACITY = 10_000;
 const OPS = 2_000_000;
 const ROUNDS = 7;
+const FLOOR = 'lru-cache + key into wasm (floor)';
 const value = (i) => `${i}:`.padEnd(64, 'abcdefghijklmnopqrstuvwxyz');
 
 const peers = {
@@ -31,6 +35,23 @@ const peers = {
   'lru-cache': () => {
     const c = new LRUCache({ max: CAPACITY });
     return { get: (k) => c.get(k), set: (k, v) => c.set(k, v) };
+  },
+  [FLOOR]: () => {
+    const c = new LRUCache({ max: CAPACITY });
+    // The package's own key buffer and calling convention; `reserveKey(n)` does nothing for an n
+    // that fits, so the call costs only the crossing.
+    const raw = new RawCache(CAPACITY, NaN, NaN, '');
+    const at = raw.keyPtr();
+    let mem = new Uint8Array(wasmMemory().buffer);
+    return {
+      get: (k) => {
+        if (mem.length === 0) mem = new Uint8Array(wasmMemory().buffer);
+        for (let i = 0; i < k.length; i++) mem[at + i] = k.charCodeAt(i);
+        raw.reserveKey(k.length);
+        return c.get(k);
+      },
+      set: (k, v) => c.set(k, v),
+    };
   },
 };
 
@@ -107,11 +128,12 @@ const inChild = (mode, name) =>
 const names = Object.keys(peers);
 const results = Object.fromEntries(names.map((n) => [n, []]));
 for (let r = 0; r < ROUNDS; r++) {
-  const order = r % 2 === 0 ? names : [...names].reverse();
+  const order = names.map((_, i) => names[(i + r) % names.length]);
   for (const name of order) results[name].push(inChild('run', name));
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const memory = Object.fromEntries(names.map((n) => [n, inChild('memory', n)]));
+const caches = names.filter((n) => n !== FLOOR);
+const memory = Object.fromEntries(caches.map((n) => [n, inChild('memory', n)]));
 
 const mb = (n) => `${(n / 2 ** 20).toFixed(1)} MB`;
 const opsPerSec = (name) => results[name].map((r) => r.opsPerSec);
@@ -124,10 +146,14 @@ console.log(`\nZipf(1.0), ${KEYS} keys, capacity ${CAPACITY}, 64-char values, ca
 console.log('| cache | ops/s | vs lru-cache | hit ratio | memory, 100 000 entries (JS heap + wasm) | vs lru-cache |');
 console.log('|---|---:|---:|---:|---:|---:|');
 for (const name of names) {
-  const { heap, wasm } = memory[name];
-  console.log(`| ${name} | ${(median(opsPerSec(name)) / 1e6).toFixed(2)} M | ${median(roundRatios(name)).toFixed(2)}× | ${(results[name][0].hitRatio * 100).toFixed(2)} % | ${mb(heap + wasm)} (${mb(heap)} + ${mb(wasm)}) | ${((heap + wasm) / baseMem).toFixed(2)}× |`);
+  const used = memory[name] && memory[name].heap + memory[name].wasm;
+  const mem = used === undefined ? '- | -' : `${mb(used)} (${mb(memory[name].heap)} + ${mb(memory[name].wasm)}) | ${(used / baseMem).toFixed(2)}×`;
+  console.log(`| ${name} | ${(median(opsPerSec(name)) / 1e6).toFixed(2)} M | ${median(roundRatios(name)).toFixed(2)}× | ${(results[name][0].hitRatio * 100).toFixed(2)} % | ${mem} |`);
 }
 const ours = '@cachekit/wasm';
 const ratio = median(roundRatios(ours));
-console.log(`\n${ours} / lru-cache by round: ${roundRatios(ours).map((r) => r.toFixed(2)).join(', ')}`);
+console.log();
+for (const name of [ours, FLOOR]) {
+  console.log(`${name} / lru-cache by round: ${roundRatios(name).map((r) => r.toFixed(2)).join(', ')}`);
+}
 console.log(`targets: hit ratio ≥ lru-cache's: ${results[ours][0].hitRatio >= baseHit ? 'met' : 'NOT met'}; throughput ≥ 1.0× lru-cache: ${ratio >= 1 ? 'met' : `NOT met (${ratio.toFixed(2)}×)`}`);
