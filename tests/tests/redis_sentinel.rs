@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use backend_redis::{RedisBus, RedisStore};
+use backend_redis::{NodeAddr, RedisBus, RedisMode, RedisStore};
 use bytes::Bytes;
 use cache_core::{
     BusEvent, CacheStore, ErrorKind, Invalidation, InvalidationBus, InvalidationOp, SetOptions,
@@ -205,6 +205,65 @@ fn a_wrong_sentinel_password_is_an_authentication_error() {
                 "{err}"
             );
         }
+    });
+}
+
+/// Sentinels are asked in turn: one that is down (nothing listens on its port) is skipped, and only
+/// when none answers does `connect` fail, with a connection error naming the last one asked.
+#[test]
+fn a_sentinel_that_is_down_is_skipped() {
+    cache_conformance::block_on(async {
+        let config = support::redis::sentinel()
+            .await
+            .redis_store()
+            .config()
+            .clone();
+        let RedisMode::Sentinel {
+            sentinels,
+            master_name,
+        } = &config.mode
+        else {
+            panic!("the fixture is in sentinel mode");
+        };
+        let down = NodeAddr::new("127.0.0.1", free_port());
+
+        let mut first_down = config.clone();
+        first_down.mode = RedisMode::Sentinel {
+            sentinels: [down.clone()]
+                .into_iter()
+                .chain(sentinels.clone())
+                .collect(),
+            master_name: master_name.clone(),
+        };
+        let store = RedisStore::connect(first_down).await.unwrap();
+        store
+            .set(
+                "behind-a-dead-sentinel",
+                Bytes::from_static(b"1"),
+                SetOptions::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .get("behind-a-dead-sentinel")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(&b"1"[..])
+        );
+        store.clear("").await.unwrap();
+
+        let mut all_down = config.clone();
+        all_down.mode = RedisMode::Sentinel {
+            sentinels: vec![down.clone()],
+            master_name: master_name.clone(),
+        };
+        let err = RedisStore::connect(all_down)
+            .await
+            .expect_err("no Sentinel answers");
+        assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+        assert!(err.to_string().contains(&down.to_string()), "{err}");
     });
 }
 
