@@ -300,6 +300,10 @@ impl<C: Codec> Cache<C> {
     /// caller gets the value. If the loader fails, every waiting caller gets the same
     /// [`ErrorKind::Loader`](crate::ErrorKind::Loader) error (with the loader's error as its source) and nothing is cached. If the
     /// caller running the loader is cancelled, one of the waiters runs it instead.
+    ///
+    /// The loaded value is stored only if the key is still absent: a value written while the loader
+    /// ran (by [`set`](Self::set) or another process) is newer, so it stays, and the callers get the
+    /// loaded value without it being stored.
     pub async fn get_or_insert_with<T, F, Fut, E>(
         &self,
         key: &str,
@@ -365,11 +369,15 @@ impl<C: Codec> Cache<C> {
         let value = loader().await.map_err(|e| Error::loader_failed(key, e))?;
         let bytes = self.encode(key, &value)?;
         let ttl = ttl.or(self.inner.default_ttl);
-        self.inner
-            .store
-            .set(full, bytes.clone(), SetOptions::new().maybe_ttl(ttl))
-            .await?;
-        StatsCounters::add(&self.inner.stats.sets, 1);
+        let options = SetOptions::new().maybe_ttl(ttl).if_absent();
+        if self.inner.store.set(full, bytes.clone(), options).await? {
+            StatsCounters::add(&self.inner.stats.sets, 1);
+        } else {
+            tracing::debug!(
+                key = full,
+                "a newer value was written while loading; kept it"
+            );
+        }
         Ok((bytes, value))
     }
 

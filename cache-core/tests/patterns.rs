@@ -2,8 +2,8 @@
 //! clock where time matters. The concurrency cases that every backend runs (lock holders never
 //! overlap, rate limits hold under 50 callers) are in `tests/tests/patterns_cases`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -14,6 +14,8 @@ use cache_core::{
     ManualClock, Memoized, RateLimitAlgorithm, RateLimiter, Result, ScanCursor, ScanPage,
     SetOptions, TieredCache,
 };
+use futures::channel::oneshot;
+use futures::join;
 
 fn manual_store() -> (MemoryStore, ManualClock) {
     let clock = ManualClock::new();
@@ -160,16 +162,69 @@ async fn gcra_spaces_requests_after_the_burst() {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
 
+#[tokio::test]
+async fn gcra_admits_exactly_the_limit_in_a_burst() {
+    // Limits that do not divide the period in microseconds, and one above it.
+    for (limit, period) in [
+        (3, Duration::from_secs(1)),
+        (1_500, Duration::from_secs(1)),
+        (7_000, Duration::from_secs(1)),
+        (5_000, Duration::from_millis(1)),
+    ] {
+        let (store, clock) = manual_store();
+        let limiter = RateLimiter::builder(store)
+            .limit(limit)
+            .period(period)
+            .algorithm(RateLimitAlgorithm::Gcra)
+            .clock(clock.clone())
+            .build();
+        for round in 0..2 {
+            let mut admitted = 0;
+            for _ in 0..limit * 2 {
+                admitted += u64::from(limiter.check("a").await.unwrap().allowed);
+            }
+            assert_eq!(admitted, limit, "{limit} per {period:?}, round {round}");
+            clock.advance(period);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tiered cache
 
-/// An L2 that can be switched off (connection errors) or made to hang.
+/// An L2 that can be switched off (connection errors) or made to hang, whose replies can be held
+/// back or lost.
 #[derive(Debug, Clone, Default)]
 struct FlakyStore {
     inner: MemoryStore,
     down: Arc<AtomicBool>,
     hang: Arc<AtomicBool>,
     calls: Arc<AtomicU64>,
+    held_get: HeldReply,
+    held_set: HeldReply,
+    /// `set` writes, then reports a timeout: its reply was lost.
+    lose_set_replies: Arc<AtomicBool>,
+}
+
+/// Once armed, the next call does its work and then waits for the signal before it answers: a slow
+/// reply, so that a test can run other calls in between.
+#[derive(Debug, Clone, Default)]
+struct HeldReply(Arc<Mutex<Option<oneshot::Receiver<()>>>>);
+
+impl HeldReply {
+    /// Holds back the next reply until the returned sender fires.
+    fn arm(&self) -> oneshot::Sender<()> {
+        let (release, held) = oneshot::channel();
+        *self.0.lock().unwrap() = Some(held);
+        release
+    }
+
+    async fn wait(&self) {
+        let held = self.0.lock().unwrap().take();
+        if let Some(held) = held {
+            let _ = held.await;
+        }
+    }
 }
 
 impl FlakyStore {
@@ -205,7 +260,9 @@ impl CacheStore for FlakyStore {
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         self.check().await?;
-        CacheStore::get(&self.inner, key).await
+        let read = CacheStore::get(&self.inner, key).await;
+        self.held_get.wait().await;
+        read
     }
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
         self.check().await?;
@@ -213,7 +270,12 @@ impl CacheStore for FlakyStore {
     }
     async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool> {
         self.check().await?;
-        CacheStore::set(&self.inner, key, value, options).await
+        let written = CacheStore::set(&self.inner, key, value, options).await;
+        self.held_set.wait().await;
+        if self.lose_set_replies.load(Ordering::SeqCst) {
+            return Err(cache_core::Error::new(ErrorKind::Timeout, "reply lost"));
+        }
+        written
     }
     async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<()> {
         self.check().await?;
@@ -568,6 +630,161 @@ async fn a_hanging_l2_times_out_and_the_l1_copy_is_served() {
         .try_build()
         .unwrap_err();
     assert_eq!(no_sleeper.kind(), ErrorKind::Config);
+}
+
+/// What L2 holds for `key`, read by an instance with an empty L1.
+async fn in_l2(l2: &FlakyStore, key: &str) -> Option<String> {
+    TieredCache::builder(MemoryStore::new(), l2.clone())
+        .build()
+        .get(key)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_l1_copy_never_outlives_a_racing_write_or_delete() {
+    let l2 = FlakyStore::over(MemoryStore::new());
+    let cache = TieredCache::builder(MemoryStore::new(), l2.clone()).build();
+
+    // The delete runs while the set's L2 reply is on its way.
+    let release = l2.held_set.arm();
+    let (set, deleted) = join!(cache.set("k", &"v1"), async {
+        let deleted = cache.delete("k").await;
+        release.send(()).unwrap();
+        deleted
+    });
+    set.unwrap();
+    assert!(deleted.unwrap());
+    assert_eq!(in_l2(&l2, "k").await, None);
+    assert_eq!(cache.get::<String>("k").await.unwrap(), None);
+
+    // Two writes race; whichever L2 kept, L1 agrees.
+    let release = l2.held_set.arm();
+    let (first, second) = join!(cache.set("k", &"v1"), async {
+        let second = cache.set("k", &"v2").await;
+        release.send(()).unwrap();
+        second
+    });
+    first.unwrap();
+    second.unwrap();
+    let kept = in_l2(&l2, "k").await;
+    assert_eq!(cache.get::<String>("k").await.unwrap(), kept);
+}
+
+#[tokio::test]
+async fn a_read_that_starts_after_a_delete_returned_never_gets_the_deleted_value() {
+    let l2 = FlakyStore::over(MemoryStore::new());
+    let l1 = MemoryStore::new();
+    let cache = TieredCache::builder(l1.clone(), l2.clone()).build();
+    cache.set("k", &"v0").await.unwrap();
+    l1.clear("");
+
+    // The first read is at L2 when the delete runs; the second starts after the delete returned and
+    // finds the first one's flight still open.
+    let release = l2.held_get.arm();
+    let (first, second) = join!(cache.get::<String>("k"), async {
+        assert!(cache.delete("k").await.unwrap());
+        let (second, ()) = join!(cache.get::<String>("k"), async {
+            release.send(()).unwrap();
+        });
+        second
+    });
+    // The first read overlapped the delete: either answer is right for it.
+    assert!(matches!(first.unwrap().as_deref(), None | Some("v0")));
+    assert_eq!(second.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_write_whose_reply_is_lost_drops_the_l1_copies_and_is_announced() {
+    let l2 = FlakyStore::over(MemoryStore::new());
+    let bus = InProcessBus::default();
+    let instance = || {
+        TieredCache::builder(MemoryStore::new(), l2.clone())
+            .bus(bus.clone())
+            .build()
+    };
+    let (a, b) = (instance(), instance());
+    tokio::spawn(b.listen().await.unwrap().run());
+    a.set("k", &"v0").await.unwrap();
+    eventually(async || b.stats().bus_messages == 1).await;
+    assert_eq!(b.get::<String>("k").await.unwrap().as_deref(), Some("v0"));
+
+    l2.lose_set_replies.store(true, Ordering::SeqCst);
+    let err = a.set("k", &"v1").await.unwrap_err();
+    l2.lose_set_replies.store(false, Ordering::SeqCst);
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    // L2 took the write: neither instance may keep serving v0.
+    assert_eq!(a.get::<String>("k").await.unwrap().as_deref(), Some("v1"));
+    eventually(async || b.get::<String>("k").await.unwrap().as_deref() == Some("v1")).await;
+}
+
+#[tokio::test]
+async fn a_value_written_while_the_loader_runs_is_not_overwritten() {
+    let load_old = |loaded: oneshot::Receiver<()>| async move {
+        loaded.await.unwrap();
+        Ok::<_, std::io::Error>("old".to_owned())
+    };
+
+    let cache = Cache::builder(MemoryStore::new()).build();
+    let (done, loaded) = oneshot::channel();
+    let (got, ()) = join!(
+        cache.get_or_insert_with("k", None, || load_old(loaded)),
+        async {
+            cache.set("k", &"new").await.unwrap();
+            done.send(()).unwrap();
+        }
+    );
+    assert_eq!(got.unwrap(), "old", "the callers get what the loader made");
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("new")
+    );
+
+    // Tiered, the write coming from another instance.
+    let l2 = FlakyStore::over(MemoryStore::new());
+    let cache = TieredCache::builder(MemoryStore::new(), l2.clone()).build();
+    let other = TieredCache::builder(MemoryStore::new(), l2.clone()).build();
+    let (done, loaded) = oneshot::channel();
+    let (got, ()) = join!(
+        cache.get_or_insert_with("k", None, || load_old(loaded)),
+        async {
+            other.set("k", &"new").await.unwrap();
+            done.send(()).unwrap();
+        }
+    );
+    assert_eq!(got.unwrap(), "old");
+    assert_eq!(in_l2(&l2, "k").await.as_deref(), Some("new"));
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("new")
+    );
+}
+
+#[tokio::test]
+async fn extreme_durations_are_errors_or_work_never_panics() {
+    let err = TieredCache::builder(MemoryStore::new(), MemoryStore::new())
+        .fail_safe_grace(Duration::MAX)
+        .try_build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+
+    // A breaker that stays open for ever opens on the first failure.
+    let l2 = FlakyStore::over(MemoryStore::new());
+    let cache = TieredCache::builder(MemoryStore::new(), l2.clone())
+        .circuit_breaker(1, Duration::MAX)
+        .build();
+    l2.down.store(true, Ordering::SeqCst);
+    assert!(cache.get::<u32>("k").await.is_err());
+    assert!(cache.is_l2_circuit_open());
+
+    let locks = LockManager::builder(MemoryStore::new())
+        .backoff(Duration::MAX, Duration::MAX)
+        .sleeper(tokio::time::sleep)
+        .build();
+    let held = locks.try_acquire("l").await.unwrap().unwrap();
+    let waited = locks.acquire("l", Duration::from_millis(20)).await.unwrap();
+    assert!(waited.is_none());
+    assert!(held.release().await.unwrap());
 }
 
 // ---------------------------------------------------------------------------------------------

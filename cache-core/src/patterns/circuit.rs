@@ -51,7 +51,7 @@ impl CircuitBreaker {
             } if now < until => false,
             State::Open { .. } | State::HalfOpen { .. } => {
                 *state = State::HalfOpen {
-                    probe_again_at: now + self.open_millis,
+                    probe_again_at: now.saturating_add(self.open_millis),
                 };
                 true
             }
@@ -85,7 +85,7 @@ impl CircuitBreaker {
         *state = if open {
             tracing::debug!(open_millis = self.open_millis, "L2 circuit opened");
             State::Open {
-                until: now + self.open_millis,
+                until: now.saturating_add(self.open_millis),
             }
         } else if let State::Closed { failures } = *state {
             State::Closed {

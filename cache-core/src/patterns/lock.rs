@@ -16,7 +16,7 @@ use crate::{CacheStore, Clock, Error, ErrorKind, IntoStore, Result, SetOptions, 
 /// the persistent key `"{namespace}:f:{name}"`.
 ///
 /// What it guarantees, given a store whose single-key operations are linearizable (every backend's
-/// contract):
+/// contract) and that never evicts the lock's keys:
 /// - at most one holder per name while leases have not expired;
 /// - only the holder can [`release`](LockGuard::release) or [`extend`](LockGuard::extend) its lease:
 ///   both are one atomic compare-and-swap on the owner token;
@@ -27,6 +27,13 @@ use crate::{CacheStore, Clock, Error, ErrorKind, IntoStore, Result, SetOptions, 
 /// What it does not guarantee: a holder paused longer than its lease (a GC pause, a lost network)
 /// loses the lock without being told. Keep leases comfortably longer than the critical section, extend
 /// them from long sections, and pass the fencing token to the resource you protect.
+///
+/// **Give it a store that does not evict.** A store that evicts a held lease lets a second holder
+/// in, and one that evicts a fencing counter hands out its tokens again. A `MemoryStore` evicts when
+/// it is full, so give the locks one of their own with room for two keys per lock name (fencing
+/// counters never expire); on Redis, set `maxmemory-policy noeviction` (the `volatile-*` policies
+/// evict leases, which have TTLs). Redis replication is asynchronous: a failover can lose a lease or
+/// a counter's last increments, as with any single-master Redis lock.
 ///
 /// ```
 /// # futures::executor::block_on(async {
@@ -239,7 +246,7 @@ impl LockManager {
         let deadline = inner
             .clock
             .now_millis()
-            .saturating_add(timeout.as_millis() as u64);
+            .saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
         let mut bound = inner.backoff_min;
         loop {
             if let Some(guard) = self.try_acquire(name).await? {
@@ -250,10 +257,12 @@ impl LockManager {
                 tracing::debug!(lock = name, "lock wait timed out");
                 return Ok(None);
             }
-            let jittered = bound.mul_f64(0.5 + fastrand::f64() * 0.5);
-            let pause = jittered.min(Duration::from_millis(deadline - now));
+            // Capped before the jitter, which could not multiply a bound near `Duration::MAX`.
+            let pause = bound
+                .min(Duration::from_millis(deadline - now))
+                .mul_f64(0.5 + fastrand::f64() * 0.5);
             sleeper.sleep(pause).await;
-            bound = (bound * 2).min(inner.backoff_max);
+            bound = bound.saturating_mul(2).min(inner.backoff_max);
         }
     }
 }

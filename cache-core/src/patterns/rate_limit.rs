@@ -15,7 +15,9 @@ use crate::{CacheStore, Clock, Error, ErrorKind, IntoStore, KeyTtl, Result};
 pub enum RateLimitAlgorithm {
     /// At most `limit` per window; a client's window starts with its first request and lasts `period`.
     /// One atomic `incr_by` per decision (plus a `ttl` read when denied). Allows a burst of up to
-    /// `2 × limit` across a window boundary.
+    /// `2 × limit` across a window boundary. A denied request's cost counts too, as in every
+    /// `INCR`-based limiter: once a request is denied, the client waits for the next window, even if
+    /// a cheaper request would have fitted.
     #[default]
     FixedWindow,
     /// The generic cell rate algorithm: requests are spaced `period / limit` apart with a burst of up to
@@ -250,29 +252,35 @@ impl RateLimiter {
 
     async fn gcra(&self, key: &str, cost: u64) -> Result<RateLimitDecision> {
         let inner = &self.inner;
-        let period = inner.period.as_micros() as u64;
-        // The emission interval: one request every `period / limit`.
-        let interval = (period / inner.limit).max(1);
+        // Time is counted in ticks of 1/limit µs, so that the emission interval (one request every
+        // period / limit) is exact: rounding it would admit more or fewer than `limit` per period.
+        let limit = u128::from(inner.limit);
+        let interval = inner.period.as_micros();
+        let burst = interval * limit;
+        // Ticks to a duration, rounded up so that a retry is never early.
+        let duration = |ticks: u128| {
+            Duration::from_micros(u64::try_from(ticks.div_ceil(limit)).unwrap_or(u64::MAX))
+        };
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let now = inner.clock.now_millis().saturating_mul(1_000);
+            let now = u128::from(inner.clock.now_millis()) * 1_000 * limit;
             let current = inner.store.get(key).await?;
-            // The theoretical arrival time, in microseconds of the clock. Unreadable state is reset.
+            // The theoretical arrival time, in ticks of the clock. Unreadable state is reset.
             let stored = current
                 .as_deref()
                 .and_then(|b| std::str::from_utf8(b).ok())
-                .and_then(|s| s.parse::<u64>().ok());
+                .and_then(|s| s.parse::<u128>().ok());
             let tat = stored.unwrap_or(now).max(now);
-            let new_tat = tat + cost * interval;
-            let allow_at = new_tat.saturating_sub(period);
+            let new_tat = tat.saturating_add(u128::from(cost) * interval);
+            let allow_at = new_tat.saturating_sub(burst);
             if now < allow_at {
                 return Ok(RateLimitDecision {
                     allowed: false,
                     limit: inner.limit,
-                    remaining: period.saturating_sub(tat - now) / interval,
-                    retry_after: Duration::from_micros(allow_at - now),
+                    remaining: requests(burst.saturating_sub(tat - now) / interval),
+                    retry_after: duration(allow_at - now),
                 });
             }
-            let ttl = Duration::from_micros(new_tat - now);
+            let ttl = duration(new_tat - now);
             let swapped = inner
                 .store
                 .compare_and_swap(
@@ -286,7 +294,7 @@ impl RateLimiter {
                 return Ok(RateLimitDecision {
                     allowed: true,
                     limit: inner.limit,
-                    remaining: period.saturating_sub(new_tat - now) / interval,
+                    remaining: requests(burst.saturating_sub(new_tat - now) / interval),
                     retry_after: Duration::ZERO,
                 });
             }
@@ -299,4 +307,9 @@ impl RateLimiter {
         )
         .with_retryable(true))
     }
+}
+
+/// A count of requests, at most `limit` (a `u64`) whenever it is computed from valid state.
+fn requests(n: u128) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }

@@ -37,12 +37,17 @@ use crate::{
 /// [`InvalidationBus`](TieredCacheBuilder::bus) so that every other instance drops its L1 copy. An
 /// instance ignores its own announcements, and clears its L1 when the bus says it may have missed
 /// some. Without a bus, other instances see a change once their L1 copy expires (after at most
-/// `l1_ttl`).
+/// `l1_ttl`). An L1 copy made while an invalidation was in flight (a racing write or delete, here or
+/// announced by another instance) is dropped again, and a read that starts after a write or delete
+/// returned never gets the answer of an L2 read made before it. A value loaded by
+/// `get_or_insert_with` is stored in L2 only if the key is still absent there, so a write made while
+/// the loader ran is not overwritten.
 ///
 /// **Fail-safe.** When L2 fails (a connection error or the [`l2_timeout`](TieredCacheBuilder::l2_timeout))
 /// a read serves the L1 copy, even one that expired up to
 /// [`fail_safe_grace`](TieredCacheBuilder::fail_safe_grace) ago, and `get_or_insert_with` runs the
-/// loader rather than fail. Writes report the failure. After
+/// loader rather than fail. Writes report the failure; when the write may still have reached L2 (a
+/// timeout or a dropped connection), the L1 copy is dropped and the change is announced anyway. After
 /// [`circuit_breaker`](TieredCacheBuilder::circuit_breaker) failures in a row, L2 is not called at all
 /// for a while; then one probe call decides whether to resume.
 ///
@@ -190,8 +195,10 @@ struct Core {
     stamp_l2_values: bool,
     /// Bumped before every L1 invalidation, so that a fill racing with one can undo itself.
     generation: AtomicU64,
-    reads: SingleFlight<Result<Option<Bytes>>>,
-    loads: SingleFlight<Result<Bytes>>,
+    /// Flights carry the generation read before their L2 read, so that a caller that saw a later
+    /// invalidation does not take their answer.
+    reads: SingleFlight<(u64, Result<Option<Bytes>>)>,
+    loads: SingleFlight<(u64, Result<Bytes>)>,
     stats: Counters,
 }
 
@@ -346,7 +353,11 @@ impl<C: Codec> TieredCacheBuilder<C> {
     pub fn try_build(self) -> Result<TieredCache<C>> {
         crate::ttl_millis(self.l1_ttl)?;
         crate::opt_ttl_millis(self.default_ttl)?;
-        if self.l1_ttl + self.grace > MAX_TTL {
+        if self
+            .l1_ttl
+            .checked_add(self.grace)
+            .is_none_or(|longest| longest > MAX_TTL)
+        {
             return Err(Error::new(
                 ErrorKind::Config,
                 "l1_ttl plus fail_safe_grace is longer than MAX_TTL",
@@ -377,7 +388,7 @@ impl<C: Codec> TieredCacheBuilder<C> {
                 clock: self.clock,
                 breaker: CircuitBreaker::new(
                     self.breaker_threshold,
-                    self.breaker_open_for.as_millis() as u64,
+                    u64::try_from(self.breaker_open_for.as_millis()).unwrap_or(u64::MAX),
                 ),
                 bus: self.bus,
                 stamp_l2_values: self.stamp_l2_values,
@@ -462,6 +473,12 @@ fn unavailable(e: &Error) -> bool {
     matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout) || e.is_retryable()
 }
 
+/// Whether an L2 write may have changed L2: it succeeded, or its reply was lost (it may have been
+/// applied). Other errors (a refused value, say) left L2 as it was.
+fn may_have_changed_l2<T>(result: &Result<T>) -> bool {
+    result.as_ref().map_or_else(unavailable, |_| true)
+}
+
 impl Core {
     fn l1_lookup(&self, key: &str) -> Result<L1Lookup> {
         let Some(mut entry) = self.l1.get_now(key)? else {
@@ -517,13 +534,24 @@ impl Core {
 
     /// Calls L2 through the circuit breaker and the timeout.
     async fn l2_call<T>(&self, op: &str, call: impl Future<Output = Result<T>>) -> Result<T> {
-        if !self.breaker.allow(|| self.clock.now_millis()) {
-            bump(&self.stats.l2_rejected);
-            return Err(Error::new(
-                ErrorKind::Connection,
-                format!("L2 {op} not sent: the L2 circuit breaker is open after repeated failures"),
-            ));
+        self.l2_admit(op)?;
+        self.l2_send(op, call).await
+    }
+
+    /// Whether the circuit breaker lets an L2 call through; the error says it does not.
+    fn l2_admit(&self, op: &str) -> Result<()> {
+        if self.breaker.allow(|| self.clock.now_millis()) {
+            return Ok(());
         }
+        bump(&self.stats.l2_rejected);
+        Err(Error::new(
+            ErrorKind::Connection,
+            format!("L2 {op} not sent: the L2 circuit breaker is open after repeated failures"),
+        ))
+    }
+
+    /// Sends an admitted L2 call within the timeout, and tells the breaker how it went.
+    async fn l2_send<T>(&self, op: &str, call: impl Future<Output = Result<T>>) -> Result<T> {
         let result = match (self.l2_timeout, &self.sleeper) {
             (Some(timeout), Some(sleeper)) => {
                 match future::select(pin!(call), sleeper.sleep(timeout)).await {
@@ -575,10 +603,22 @@ impl Core {
         .await
     }
 
-    /// Writes a value to L2 (through the breaker), [stamped](TieredCache#stored-format) unless the
-    /// cache writes plain values.
-    async fn l2_set(&self, key: &str, value: &Bytes, ttl: Option<Duration>) -> Result<bool> {
+    /// The L2 write of a value (to send through [`l2_call`](Self::l2_call)),
+    /// [stamped](TieredCache#stored-format) unless the cache writes plain values; with
+    /// `only_if_absent`, only if L2 has no value for the key.
+    fn l2_set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &Bytes,
+        ttl: Option<Duration>,
+        only_if_absent: bool,
+    ) -> impl Future<Output = Result<bool>> + 'a {
         let options = SetOptions::new().maybe_ttl(ttl);
+        let options = if only_if_absent {
+            options.if_absent()
+        } else {
+            options
+        };
         let stored = if self.stamp_l2_values {
             let expires_at = ttl.map_or(NEVER, |ttl| {
                 self.clock
@@ -589,7 +629,7 @@ impl Core {
         } else {
             value.clone()
         };
-        self.l2_call("set", self.l2.set(key, stored, options)).await
+        self.l2.set(key, stored, options)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
@@ -601,20 +641,31 @@ impl Core {
             L1Lookup::Stale(value) => Some(value),
             L1Lookup::Miss => None,
         };
-        let leader = match self.reads.join(key).await {
-            Role::Follower(result) => return result,
-            Role::Leader(leader) => leader,
-        };
-        let result = traced!(
-            self.read_through(key, stale),
-            tracing::debug_span!("tiered.get", key)
-        );
-        leader.finish(|| result.clone());
-        result
+        let started = self.generation.load(Ordering::SeqCst);
+        loop {
+            let leader = match self.reads.join(key).await {
+                Role::Follower((read_at, result)) if read_at >= started => return result,
+                // That flight read L2 before an invalidation this call saw: wait for the next one.
+                Role::Follower(_) => continue,
+                Role::Leader(leader) => leader,
+            };
+            let generation = self.generation.load(Ordering::SeqCst);
+            let result = traced!(
+                self.read_through(key, stale, generation),
+                tracing::debug_span!("tiered.get", key)
+            );
+            leader.finish(|| (generation, result.clone()));
+            return result;
+        }
     }
 
-    async fn read_through(&self, key: &str, stale: Option<Bytes>) -> Result<Option<Bytes>> {
-        let generation = self.generation.load(Ordering::SeqCst);
+    /// Reads L2 on an L1 miss; `generation` was read before the L2 read.
+    async fn read_through(
+        &self,
+        key: &str,
+        stale: Option<Bytes>,
+        generation: u64,
+    ) -> Result<Option<Bytes>> {
         match self.l2_get(key).await {
             Ok(Some((value, left))) => {
                 bump(&self.stats.l2_hits);
@@ -659,24 +710,32 @@ impl Core {
             L1Lookup::Stale(value) => Some(value),
             L1Lookup::Miss => None,
         };
-        let leader = match self.loads.join(key).await {
-            Role::Follower(result) => return result,
-            Role::Leader(leader) => leader,
-        };
-        let result = traced!(
-            self.load_through(key, ttl, stale, loader),
-            tracing::debug_span!("tiered.get_or_load", key)
-        );
-        leader.finish(|| result.clone());
-        result
+        let started = self.generation.load(Ordering::SeqCst);
+        loop {
+            let leader = match self.loads.join(key).await {
+                Role::Follower((read_at, result)) if read_at >= started => return result,
+                // That flight read L2 before an invalidation this call saw: wait for the next one.
+                Role::Follower(_) => continue,
+                Role::Leader(leader) => leader,
+            };
+            let generation = self.generation.load(Ordering::SeqCst);
+            let result = traced!(
+                self.load_through(key, ttl, stale, loader, generation),
+                tracing::debug_span!("tiered.get_or_load", key)
+            );
+            leader.finish(|| (generation, result.clone()));
+            return result;
+        }
     }
 
+    /// Reads L2, then runs the loader, on an L1 miss; `generation` was read before the L2 read.
     async fn load_through<F, Fut>(
         &self,
         key: &str,
         ttl: Option<Duration>,
         stale: Option<Bytes>,
         loader: F,
+        generation: u64,
     ) -> Result<Bytes>
     where
         F: FnOnce() -> Fut,
@@ -687,7 +746,6 @@ impl Core {
             bump(&self.stats.l1_hits);
             return Ok(value);
         }
-        let generation = self.generation.load(Ordering::SeqCst);
         let l2_up = match self.l2_get(key).await {
             Ok(Some((value, left))) => {
                 bump(&self.stats.l2_hits);
@@ -715,8 +773,13 @@ impl Core {
         let value = loader().await?;
         let ttl = ttl.or(self.default_ttl);
         if l2_up {
-            match self.l2_set(key, &value, ttl).await {
-                Ok(_) => {}
+            match self
+                .l2_call("set", self.l2_set(key, &value, ttl, true))
+                .await
+            {
+                Ok(true) => {}
+                // Written while the loader ran, so newer than ours: keep it, and ours out of L1.
+                Ok(false) => return Ok(value),
                 // The value is still good: serve it, and let the next reader fill L2.
                 Err(e) if unavailable(&e) => {}
                 Err(e) => return Err(e),
@@ -728,14 +791,27 @@ impl Core {
 
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         let ttl = ttl.or(self.default_ttl);
-        traced!(
-            self.l2_set(key, &value, ttl),
+        // Not sent: L2 is as it was, and so is L1 (a fail-safe read may still serve it).
+        self.l2_admit("set")?;
+        // Read before the write: an invalidation during the L2 round trip (a racing write or delete)
+        // may be newer than this value, and then the L1 copy undoes itself.
+        let before = self.generation.load(Ordering::SeqCst);
+        let written = traced!(
+            self.l2_send("set", self.l2_set(key, &value, ttl, false)),
             tracing::debug_span!("tiered.set", key)
-        )?;
-        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        self.fill_l1(key, &value, ttl.unwrap_or(MAX_TTL), generation);
+        );
+        if !may_have_changed_l2(&written) {
+            return written.map(drop);
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if written.is_ok() {
+            self.fill_l1(key, &value, ttl.unwrap_or(MAX_TTL), before + 1);
+        } else {
+            // The reply was lost, not necessarily the write: no copy of the key can be trusted.
+            let _ = self.l1.delete_now(key);
+        }
         self.publish(InvalidationOp::Set, key).await;
-        Ok(())
+        written.map(drop)
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
@@ -746,9 +822,10 @@ impl Core {
         // Whatever L2 said, the local copy can no longer be trusted.
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.l1.delete_now(key)?;
-        let existed = result?;
-        self.publish(InvalidationOp::Delete, key).await;
-        Ok(existed)
+        if may_have_changed_l2(&result) {
+            self.publish(InvalidationOp::Delete, key).await;
+        }
+        result
     }
 
     async fn clear(&self) -> Result<u64> {
@@ -758,9 +835,10 @@ impl Core {
         );
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.l1.clear_now(&self.prefix)?;
-        let removed = removed?;
-        self.publish(InvalidationOp::Clear, &self.prefix).await;
-        Ok(removed)
+        if may_have_changed_l2(&removed) {
+            self.publish(InvalidationOp::Clear, &self.prefix).await;
+        }
+        removed
     }
 
     async fn publish(&self, op: InvalidationOp, key: &str) {
@@ -856,7 +934,9 @@ impl<C: Codec> TieredCache<C> {
     }
 
     /// Writes raw bytes to L2 and L1 and announces the change; `ttl: None` uses the default TTL.
-    /// An L2 failure is returned and L1 is left as it was.
+    /// An L2 failure is returned. If the write may still have reached L2 (a timeout or a dropped
+    /// connection), the L1 copy is dropped and the change is announced; otherwise L1 is left as it
+    /// was.
     pub async fn set_bytes(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         self.core.set(&self.full_key(key), value, ttl).await
     }
@@ -876,7 +956,7 @@ impl<C: Codec> TieredCache<C> {
     }
 
     /// Writes a value with a TTL (`None`: the default TTL) to L2 and L1, and announces the change.
-    /// An L2 failure is returned and L1 is left as it was.
+    /// An L2 failure is returned, with L1 handled as by [`set_bytes`](Self::set_bytes).
     pub async fn set_with_ttl<T: Serialize + ?Sized>(
         &self,
         key: &str,
