@@ -8,17 +8,20 @@ use cache_core::{Clock, Error, ErrorKind, Limits, Result, SystemClock};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct MemoryConfig {
-    /// Most entries held at once. Default: 10 000.
+    /// Most entries held at once, in total over the shards. Default: 10 000.
     pub max_entries: usize,
-    /// Most bytes held at once, counting keys plus values. Default: 64 MiB.
+    /// Most bytes held at once, counting keys plus values, in total over the shards. Default: 64 MiB.
     pub max_bytes: usize,
-    /// Key and value limits. Default: [`Limits::default`] (1 KiB keys); the effective value limit is
-    /// also capped by one shard's share of `max_bytes`, minus room for a key of `max_key_len`.
+    /// Key and value limits. Default: [`Limits::default`] (1 KiB keys). The effective limits are also
+    /// capped so that a key and a value at the limits fit in the smallest shard's share of
+    /// `max_bytes`: the key limit at half the share, the value limit at the share minus the key limit.
     pub limits: Limits,
     /// Where time comes from. Default: [`SystemClock`]; tests use [`ManualClock`](cache_core::ManualClock).
     pub clock: Arc<dyn Clock>,
     /// Number of lock shards, a power of two. Default: `None`, which picks 4 × the CPU count
-    /// (at most 64), fewer for small capacities, and 1 on wasm32.
+    /// (at most 64), fewer for small capacities, and 1 on wasm32. Either way the store uses no more
+    /// shards than `max_entries` or `max_bytes` (rounded down to a power of two), so that every shard
+    /// gets a share of both bounds.
     pub shards: Option<usize>,
     /// Whether reads count [`hits`](crate::MemoryStats::hits) and
     /// [`misses`](crate::MemoryStats::misses). Default: `false`, as in Caffeine and quick_cache: the

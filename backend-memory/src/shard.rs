@@ -25,6 +25,15 @@ const SMALL_PERCENT: usize = 5;
 /// paper remembers as many keys as the main FIFO holds (90%); a short memory readmits only keys that
 /// come back soon, which scored best on the benchmark (15%: 0.797; 30%: 0.7956; 90–100%: 0.786).
 const GHOST_PERCENT: usize = 15;
+/// Most ghost slots allocated when a shard is built (32 KiB). A larger ghost is allocated once evictions
+/// start, sized from the entries the shard then holds: a huge `max_entries` (that the byte bound may
+/// keep from ever filling) must not cost memory up front.
+const GHOST_SLOTS_UP_FRONT: usize = 1 << 12;
+
+/// `percent`% of `n`, rounded down, without overflowing for any `n`.
+fn percent_of(n: usize, percent: usize) -> usize {
+    n / 100 * percent + n % 100 * percent / 100
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Queue {
@@ -299,12 +308,12 @@ impl Shard {
             table: HashTable::new(),
             small: Fifo::default(),
             main: Fifo::default(),
-            ghost: Ghost::new((max_entries * GHOST_PERCENT / 100).max(1)),
+            ghost: Ghost::new(percent_of(max_entries, GHOST_PERCENT)),
             expiries: Expiries::default(),
             next_id: 0,
             max_entries,
             max_bytes,
-            small_max_entries: (max_entries * SMALL_PERCENT / 100).max(1),
+            small_max_entries: percent_of(max_entries, SMALL_PERCENT).max(1),
             small_max_bytes: (max_bytes / 100 * SMALL_PERCENT).max(1),
             departures: Departures::default(),
         }
@@ -349,26 +358,40 @@ impl Shard {
         expires_at: u64,
         now: &Now<'_>,
     ) {
+        let size = key.len() + value.len();
+        // The queue of a live entry taken out to grow; a new entry is admitted through the ghost.
+        let mut readmit = None;
         // One probe: update a live entry in place, or drop an expired one and insert anew.
         match self.table.find_entry(hash, |e| key_eq(e.key(), key)) {
             Ok(mut found) if found.get().is_live(now) => {
                 let entry = found.get_mut();
-                let (old_size, old_expiry, queue, id) =
-                    (entry.size(), entry.expires_at, entry.queue, entry.id);
-                entry.set_value(value);
-                entry.expires_at = expires_at;
-                let new_size = entry.size();
-                let fifo = self.fifo_mut(queue);
-                fifo.bytes = fifo.bytes + new_size - old_size;
-                if expires_at != NEVER && expires_at != old_expiry {
-                    self.expiries.push(Expiry {
-                        at: expires_at,
-                        hash,
-                        id,
-                    });
+                let old_size = entry.size();
+                let held = self.small.bytes + self.main.bytes - old_size;
+                let fits = held.checked_add(size).is_some_and(|b| b <= self.max_bytes);
+                if fits {
+                    // Fits: no eviction, so the entry keeps its place and its frequency.
+                    let (old_expiry, queue, id) = (entry.expires_at, entry.queue, entry.id);
+                    entry.set_value(value);
+                    entry.expires_at = expires_at;
+                    debug_assert_eq!(entry.size(), size);
+                    let fifo = self.fifo_mut(queue);
+                    fifo.bytes = fifo.bytes - old_size + size;
+                    if expires_at != NEVER && expires_at != old_expiry {
+                        self.expiries.push(Expiry {
+                            at: expires_at,
+                            hash,
+                            id,
+                        });
+                        self.compact_expiries_if_sparse();
+                    }
+                    return;
                 }
-                self.make_room(0, now);
-                return;
+                // Growing past max_bytes. Making room with the entry in place could evict the entry
+                // itself, so take it out, and write it back at the tail of its queue once the others
+                // have made room (it fits alone: the caller checked it against the shard's share).
+                let entry = found.remove().0;
+                readmit = Some(entry.queue);
+                self.account_removal(&entry, Removal::Deleted);
             }
             Ok(found) => {
                 let entry = found.remove().0;
@@ -376,14 +399,13 @@ impl Shard {
             }
             Err(_) => {}
         }
-        let size = key.len() + value.len();
         self.make_room(size, now);
         let id = self.next_id;
         self.next_id += 1;
-        let queue = if self.ghost.remove(hash) {
-            Queue::Main
-        } else {
-            Queue::Small
+        let queue = match readmit {
+            Some(queue) => queue,
+            None if self.ghost.remove(hash) => Queue::Main,
+            None => Queue::Small,
         };
         let fifo = self.fifo_mut(queue);
         fifo.slots.push_back(Slot { hash, id });
@@ -421,6 +443,10 @@ impl Shard {
         let Some(entry) = self.find_live_mut(hash, key, now) else {
             return false;
         };
+        // An unchanged deadline keeps its record: a record per call would pile up under a sliding TTL.
+        if entry.expires_at == expires_at {
+            return true;
+        }
         entry.expires_at = expires_at;
         let id = entry.id;
         if expires_at != NEVER {
@@ -429,6 +455,9 @@ impl Shard {
                 hash,
                 id,
             });
+            // The entry's previous record is now stale, and nothing else drops stale records while
+            // no entry leaves.
+            self.compact_expiries_if_sparse();
         }
         true
     }
@@ -443,6 +472,22 @@ impl Shard {
             .0;
         self.account_removal(&entry, why);
         Some(entry)
+    }
+
+    /// Deletes `key`; returns whether it was live. An expired one still held counts as expired.
+    pub(crate) fn delete(&mut self, hash: u64, key: &str, now: &Now<'_>) -> bool {
+        let Ok(found) = self.table.find_entry(hash, |e| key_eq(e.key(), key)) else {
+            return false;
+        };
+        let entry = found.remove().0;
+        let live = entry.is_live(now);
+        let why = if live {
+            Removal::Deleted
+        } else {
+            Removal::Expired
+        };
+        self.account_removal(&entry, why);
+        live
     }
 
     /// Removes every entry whose key starts with `prefix`; returns how many live ones it removed.
@@ -527,7 +572,8 @@ impl Shard {
         let extra_entry = usize::from(incoming > 0);
         while !self.table.is_empty()
             && (self.table.len() + extra_entry > self.max_entries
-                || self.bytes() + incoming > self.max_bytes)
+                // Checked: with weights, `incoming` can be near `usize::MAX` (4 GiB on wasm32).
+                || self.bytes().checked_add(incoming).is_none_or(|b| b > self.max_bytes))
         {
             let small_over =
                 self.small.len > self.small_max_entries || self.small.bytes > self.small_max_bytes;
@@ -559,7 +605,7 @@ impl Shard {
             let (entry, _) = found.remove();
             if entry.is_live(now) {
                 self.account_removal(&entry, Removal::Evicted);
-                self.ghost.insert(slot.hash);
+                self.ghost.insert(slot.hash, self.table.len() + 1);
             } else {
                 self.account_removal(&entry, Removal::Expired);
             }
@@ -622,6 +668,12 @@ impl Shard {
                 });
             }
         }
+        self.compact_expiries_if_sparse();
+    }
+
+    /// Drops stale expiry records once they outnumber live entries, so that TTL rewrites and removals
+    /// keep the records O(live entries). Amortized O(1): after a pass, 64 + `len` pushes come first.
+    fn compact_expiries_if_sparse(&mut self) {
         if self.expiries.len() > 2 * self.table.len() + 64 {
             let table = &self.table;
             self.expiries.retain(|x| {
@@ -630,6 +682,18 @@ impl Shard {
                     .is_some_and(|e| e.expires_at == x.at)
             });
         }
+    }
+
+    /// Expiry records held, stale ones included.
+    #[cfg(test)]
+    pub(crate) fn expiry_records(&self) -> usize {
+        self.expiries.len()
+    }
+
+    /// Ghost slots allocated.
+    #[cfg(test)]
+    pub(crate) fn ghost_slots(&self) -> usize {
+        self.ghost.slots.len()
     }
 
     fn fifo_mut(&mut self, queue: Queue) -> &mut Fifo {
@@ -671,21 +735,48 @@ fn key_eq(stored: &[u8], key: &str) -> bool {
 
 /// Hashes of recently evicted keys, in a direct-mapped table: a newer hash overwrites an older one in
 /// its slot, so the ghost forgets roughly in eviction order, at one memory access per insert or
-/// lookup and no allocation. A false "remembered" (two keys with one hash) only admits a key to the
-/// main queue early.
+/// lookup and no allocation (past the few times a large ghost grows, see [`GHOST_SLOTS_UP_FRONT`]). A
+/// false "remembered" (two keys with one hash) only admits a key to the main queue early.
 #[derive(Debug)]
 struct Ghost {
     slots: Box<[u64]>,
+    /// The most slots it grows to (a power of two).
+    max_slots: usize,
+}
+
+/// Slots for `capacity` hashes: a power of two, at least 1, and no overflow.
+fn ghost_slots(capacity: usize) -> usize {
+    capacity
+        .max(1)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << (usize::BITS - 1))
 }
 
 /// An empty slot. A key whose hash is 0 is never remembered, which costs it nothing but the shortcut.
 const NO_HASH: u64 = 0;
 
 impl Ghost {
+    /// A ghost of up to `capacity` hashes, of which at most [`GHOST_SLOTS_UP_FRONT`] are allocated now.
     fn new(capacity: usize) -> Self {
+        let max_slots = ghost_slots(capacity);
         Ghost {
-            slots: vec![NO_HASH; capacity.next_power_of_two()].into_boxed_slice(),
+            slots: vec![NO_HASH; max_slots.min(GHOST_SLOTS_UP_FRONT)].into_boxed_slice(),
+            max_slots,
         }
+    }
+
+    /// Grows to [`GHOST_PERCENT`] of `entries` (within `max_slots`), keeping what it remembers.
+    #[cold]
+    fn grow(&mut self, entries: usize) {
+        let len = ghost_slots(percent_of(entries, GHOST_PERCENT)).min(self.max_slots);
+        if len <= self.slots.len() {
+            return;
+        }
+        let mut slots = vec![NO_HASH; len].into_boxed_slice();
+        for &hash in self.slots.iter().filter(|&&h| h != NO_HASH) {
+            slots[hash as usize & (len - 1)] = hash;
+        }
+        self.slots = slots;
     }
 
     fn slot(&mut self, hash: u64) -> &mut u64 {
@@ -694,7 +785,12 @@ impl Ghost {
         &mut self.slots[hash as usize & mask]
     }
 
-    fn insert(&mut self, hash: u64) {
+    /// Remembers `hash`, evicted from a shard of `entries` entries (then the shard is full, so this
+    /// is its capacity, and what a lazily allocated ghost is sized from).
+    fn insert(&mut self, hash: u64, entries: usize) {
+        if self.slots.len() < self.max_slots {
+            self.grow(entries);
+        }
         *self.slot(hash) = hash;
     }
 
@@ -706,5 +802,39 @@ impl Ghost {
             *slot = NO_HASH;
         }
         remembered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ghost_allocates_little_up_front_and_grows_keeping_what_it_remembers() {
+        let mut ghost = Ghost::new(percent_of(usize::MAX, GHOST_PERCENT));
+        assert_eq!(ghost.slots.len(), GHOST_SLOTS_UP_FRONT);
+        let hashes: Vec<u64> = (1..=100u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        for &hash in &hashes {
+            ghost.insert(hash, 1_000);
+        }
+        // Hashes that shared a slot: the later one won.
+        let mask = ghost.slots.len() - 1;
+        let remembered: Vec<u64> = hashes
+            .into_iter()
+            .filter(|&h| ghost.slots[h as usize & mask] == h)
+            .collect();
+        // A shard that holds 100 000 entries when it evicts gets 15% of that, rounded up.
+        ghost.insert(7, 100_000);
+        assert_eq!(ghost.slots.len(), 16_384);
+        assert!(ghost.remove(7));
+        for hash in remembered {
+            assert!(ghost.remove(hash), "{hash:x} was forgotten by growing");
+        }
+        // A small ghost is allocated whole and never grows.
+        let mut ghost = Ghost::new(100);
+        ghost.insert(7, 1_000_000);
+        assert_eq!(ghost.slots.len(), 128);
     }
 }

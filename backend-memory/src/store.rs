@@ -87,13 +87,16 @@ pub struct MemoryStoreBuilder {
 }
 
 impl MemoryStoreBuilder {
-    /// Most entries held at once.
+    /// Most entries held at once, across all shards: each shard holds at most its share, and the
+    /// shares add up to `n`.
     pub fn max_entries(mut self, n: usize) -> Self {
         self.config.max_entries = n;
         self
     }
 
-    /// Most bytes (keys plus values) held at once.
+    /// Most bytes (keys plus values) held at once, across all shards: each shard holds at most its
+    /// share, and the shares add up to `n`. One entry must fit in the smallest share, which also caps
+    /// [`CacheStore::limits`].
     pub fn max_bytes(mut self, n: usize) -> Self {
         self.config.max_bytes = n;
         self
@@ -111,7 +114,9 @@ impl MemoryStoreBuilder {
         self
     }
 
-    /// Number of lock shards (a power of two).
+    /// Number of lock shards (a power of two, at most 1024). A store never uses more shards than
+    /// `max_entries` or `max_bytes`, so that no shard gets a share of zero: with
+    /// `max_entries(3).shards(8)` it uses 2 (the largest power of two within the bounds).
     pub fn shards(mut self, n: usize) -> Self {
         self.config.shards = Some(n);
         self
@@ -169,23 +174,30 @@ impl MemoryStore {
     /// A store with `config`, or an [`ErrorKind::Config`] error naming the invalid setting.
     pub fn with_config(config: MemoryConfig) -> Result<Self> {
         config.validate()?;
-        let n = config.shard_count();
-        let per_shard_entries = config.max_entries.div_ceil(n);
-        let shard_max_bytes = config.max_bytes.div_ceil(n);
+        // No more shards than either bound (both are at least 1), so that every share is at least 1.
+        let fewest = config.max_entries.min(config.max_bytes);
+        let n = floor_power_of_two(config.shard_count().min(fewest));
+        // Each shard gets the floor of its share, and the first ones the remainder, one each: the
+        // shards' bounds add up to the store's exactly.
+        let share = |total: usize, i: usize| total / n + usize::from(i < total % n);
         let shards = (0..n)
-            .map(|_| {
+            .map(|i| {
+                let shard = Shard::new(share(config.max_entries, i), share(config.max_bytes, i));
                 CachePadded::new(ShardCell {
-                    shard: RwLock::new(Shard::new(per_shard_entries, shard_max_bytes)),
+                    shard: RwLock::new(shard),
                     hits: CachePadded::new(AtomicU64::new(0)),
                     misses: CachePadded::new(AtomicU64::new(0)),
                 })
             })
             .collect();
-        // An entry (key plus value) must fit in one shard. Advertise a value limit that leaves room for
-        // a key of `max_key_len`, so that every value within `max_value_len` is accepted (reserving at
-        // most half the shard, for tiny stores).
+        // The smallest share: an entry must fit whichever shard its key falls in.
+        let shard_max_bytes = config.max_bytes / n;
+        // An entry (key plus value) must fit in one shard. Advertise limits that fit together, so that
+        // a key of `max_key_len` with a value of `max_value_len` is accepted: the key gets at most half
+        // the shard in tiny stores (at least 1 byte), the value what is left.
         let mut limits = config.limits;
-        let key_room = limits.max_key_len.min(shard_max_bytes / 2);
+        let key_room = limits.max_key_len.min((shard_max_bytes / 2).max(1));
+        limits.max_key_len = key_room;
         limits.max_value_len = limits.max_value_len.min(shard_max_bytes - key_room);
         Ok(MemoryStore {
             inner: Arc::new(Inner {
@@ -343,8 +355,7 @@ impl MemoryStore {
         let (hash, cell) = self.locate(key);
         let now = self.now();
         let mut shard = cell.shard.write();
-        let removed = shard.remove(hash, key, Removal::Deleted);
-        Ok(removed.is_some_and(|e| e.is_live(&now)))
+        Ok(shard.delete(hash, key, &now))
     }
 
     /// Deletes many keys; returns how many existed.
@@ -430,6 +441,8 @@ impl MemoryStore {
             )
         })?;
         let text = next.to_string();
+        // A longer counter must fit the shard like any other value.
+        self.check_entry(key, text.len())?;
         shard.upsert(hash, key, Value::Slice(text.as_bytes()), expires_at, &now);
         Self::reclaim_expired(&mut shard, &now);
         Ok(next)
@@ -561,7 +574,11 @@ impl MemoryStore {
     #[inline]
     fn check_entry(&self, key: &str, value_len: usize) -> Result<()> {
         self.inner.limits.check_entry(key, value_len)?;
-        if key.len() + value_len > self.inner.shard_max_bytes || u32::try_from(key.len()).is_err() {
+        // Checked: a weight can be near `usize::MAX` (4 GiB on wasm32).
+        let size = key.len().checked_add(value_len);
+        if size.is_none_or(|size| size > self.inner.shard_max_bytes)
+            || u32::try_from(key.len()).is_err()
+        {
             return Err(self.entry_too_large(key, value_len));
         }
         Ok(())
@@ -580,7 +597,7 @@ impl MemoryStore {
             ErrorKind::ValueTooLarge,
             format!(
                 "entry for key {key:?} is {} bytes (key plus value), more than one shard's share of max_bytes ({})",
-                key.len() + value_len,
+                key.len().saturating_add(value_len),
                 self.inner.shard_max_bytes
             ),
         )
@@ -609,6 +626,11 @@ impl MemoryStore {
             shard.purge_expired(now, EXPIRY_BUDGET_PER_WRITE);
         }
     }
+}
+
+/// The largest power of two at most `n` (which is at least 1).
+fn floor_power_of_two(n: usize) -> usize {
+    1 << (usize::BITS - 1 - n.max(1).leading_zeros())
 }
 
 /// Parses a counter as Redis does: optional `-`, decimal digits, no `+`, spaces or leading zeros.
@@ -965,6 +987,229 @@ mod tests {
         assert_eq!(page.keys, vec!["k".to_owned(), "k2".to_owned()]);
         assert_eq!(store.clear("k2"), 1);
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn growing_an_entry_in_place_at_the_byte_bound_never_evicts_it() {
+        let store = MemoryStore::builder()
+            .max_entries(100)
+            .max_bytes(100)
+            .shards(1)
+            .build();
+        for key in ["a", "b", "c", "d"] {
+            store.set(key, vec![0u8; 19], SetOptions::new()).unwrap();
+        }
+        // "a" is the oldest entry, first in line for eviction; growing it needs room from the others.
+        assert!(store.set("a", vec![1u8; 49], SetOptions::new()).unwrap());
+        assert_eq!(store.get("a").unwrap(), Some(Bytes::from(vec![1u8; 49])));
+        assert!(store.bytes() <= 100);
+        assert_eq!(store.stats().evictions, 1);
+
+        // A counter that gains a digit while its shard is exactly full keeps counting.
+        let store = MemoryStore::builder()
+            .max_entries(100)
+            .max_bytes(200)
+            .shards(1)
+            .build();
+        store.incr_by("n", 9, None).unwrap();
+        store.set("x", vec![0u8; 99], SetOptions::new()).unwrap();
+        store.set("y", vec![0u8; 97], SetOptions::new()).unwrap();
+        assert_eq!(store.bytes(), 200);
+        assert_eq!(store.incr_by("n", 1, None).unwrap(), 10);
+        assert_eq!(store.get("n").unwrap().as_deref(), Some(&b"10"[..]));
+        assert_eq!(store.incr_by("n", 1, None).unwrap(), 11);
+        assert!(store.bytes() <= 200);
+    }
+
+    fn expiry_records(store: &MemoryStore) -> usize {
+        let shards = store.inner.shards.iter();
+        shards.map(|c| c.shard.read().expiry_records()).sum()
+    }
+
+    #[test]
+    fn expiry_records_stay_bounded_under_sliding_ttls() {
+        let clock = cache_core::ManualClock::new();
+        let store = MemoryStore::builder()
+            .shards(1)
+            .clock(clock.clone())
+            .build();
+        let hour = Duration::from_secs(3_600);
+        store.set("session", "v", SetOptions::new()).unwrap();
+        store
+            .set("other", "v", SetOptions::new().ttl(hour))
+            .unwrap();
+        // The same deadline again adds no record.
+        for _ in 0..1_000 {
+            assert!(store.expire("session", hour).unwrap());
+        }
+        assert_eq!(expiry_records(&store), 2);
+        // Sliding deadlines, later each time (in order) or earlier (out of order), through expire,
+        // set and incr_by's rewrite: stale records are dropped as they pile up.
+        let bound = 2 * store.len() + 64 + 1;
+        for i in 0..10_000u64 {
+            clock.advance(Duration::from_millis(1));
+            store.expire("session", hour).unwrap();
+            store
+                .expire("other", hour - Duration::from_millis(i))
+                .unwrap();
+            let ttl = SetOptions::new().ttl(hour + Duration::from_millis(i));
+            store.set("session", "v", ttl).unwrap();
+            assert!(
+                expiry_records(&store) <= bound,
+                "{} records",
+                expiry_records(&store)
+            );
+        }
+        // The records that count survived the compactions.
+        clock.advance(2 * hour);
+        store.purge_expired();
+        assert_eq!(store.len(), 0);
+        assert_eq!(store.stats().expirations, 2);
+        assert_eq!(expiry_records(&store), 0);
+    }
+
+    #[test]
+    fn huge_max_entries_build_and_work() {
+        let huge = usize::try_from(100_000_000_000u64).unwrap_or(usize::MAX);
+        for max_entries in [huge, usize::MAX] {
+            for shards in [None, Some(1)] {
+                let mut builder = MemoryStore::builder()
+                    .max_entries(max_entries)
+                    .max_bytes(1 << 20);
+                if let Some(n) = shards {
+                    builder = builder.shards(n);
+                }
+                let store = builder.build();
+                for cell in store.inner.shards.iter() {
+                    assert!(cell.shard.read().ghost_slots() <= 4_096, "{max_entries}");
+                }
+                store.set("k", "v", SetOptions::new()).unwrap();
+                assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+                assert_eq!(store.incr_by("n", 2, None).unwrap(), 2);
+            }
+        }
+        // Once full (here by bytes), the ghost grows to its share of what the shard holds.
+        let store = MemoryStore::builder()
+            .max_entries(usize::MAX)
+            .max_bytes(1 << 20)
+            .shards(1)
+            .build();
+        for i in 0..80_000 {
+            store
+                .set(&format!("key{i:06}"), "12345678", SetOptions::new())
+                .unwrap();
+        }
+        assert!(store.stats().evictions > 0);
+        let held = store.len();
+        let ghost = store.inner.shards[0].shard.read().ghost_slots();
+        assert!(
+            ghost > 4_096 && ghost >= held * 15 / 100,
+            "{ghost} for {held}"
+        );
+    }
+
+    #[test]
+    fn bounds_hold_in_total_across_shards() {
+        // Fewer entries than shards: fewer shards.
+        let store = MemoryStore::builder().max_entries(1).shards(8).build();
+        for i in 0..1_000 {
+            store.set(&format!("k{i}"), "v", SetOptions::new()).unwrap();
+            assert_eq!(store.len(), 1);
+        }
+        assert_eq!(store.get("k999").unwrap().as_deref(), Some(&b"v"[..]));
+        // Bounds that do not divide by the shard count.
+        let store = MemoryStore::builder().max_entries(10).shards(8).build();
+        for i in 0..1_000 {
+            store.set(&format!("k{i}"), "v", SetOptions::new()).unwrap();
+            assert!(store.len() <= 10);
+        }
+        assert_eq!(store.len(), 10);
+        let store = MemoryStore::builder()
+            .max_entries(1_000)
+            .max_bytes(100)
+            .shards(8)
+            .build();
+        for i in 0..1_000 {
+            // Entries of 3 to 23 bytes; those bigger than the smallest share are refused.
+            let _ = store.set(&format!("k{i:02}"), vec![0u8; i % 21], SetOptions::new());
+            assert!(store.bytes() <= 100, "{} bytes", store.bytes());
+        }
+    }
+
+    #[test]
+    fn incr_by_refuses_a_counter_larger_than_the_shard() {
+        let store = MemoryStore::builder().max_bytes(10).shards(1).build();
+        let err = store.incr_by("key", i64::MIN + 1, None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueTooLarge);
+        assert_eq!((store.len(), store.bytes()), (0, 0));
+        // 5 digits fit (the value limit leaves 5 bytes for the key); 6 do not, and the counter is left
+        // as it was.
+        assert_eq!(store.incr_by("key", 10_000, None).unwrap(), 10_000);
+        let err = store.incr_by("key", 90_000, None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueTooLarge);
+        assert_eq!(store.get("key").unwrap().as_deref(), Some(&b"10000"[..]));
+        assert_eq!(store.bytes(), 8);
+    }
+
+    #[test]
+    fn limits_of_a_small_store_fit_together() {
+        for max_bytes in [1, 2, 999, 1_000, 2_047, 2_048, 2_049] {
+            let store = MemoryStore::builder()
+                .max_bytes(max_bytes)
+                .shards(1)
+                .build();
+            let limits = CacheStore::limits(&store);
+            assert!(limits.max_key_len >= 1, "{max_bytes}");
+            let key = "k".repeat(limits.max_key_len);
+            store
+                .set(&key, "", SetOptions::new())
+                .unwrap_or_else(|e| panic!("max_bytes {max_bytes}, key of max_key_len: {e}"));
+            store
+                .set(&key, vec![0u8; limits.max_value_len], SetOptions::new())
+                .unwrap_or_else(|e| panic!("max_bytes {max_bytes}, both at the limits: {e}"));
+            let err = store.set(&format!("{key}k"), "", SetOptions::new());
+            assert_eq!(err.unwrap_err().kind(), ErrorKind::InvalidKey);
+            let too_big = vec![0u8; limits.max_value_len + 1];
+            let err = store.set("k", too_big, SetOptions::new());
+            assert_eq!(err.unwrap_err().kind(), ErrorKind::ValueTooLarge);
+        }
+    }
+
+    #[test]
+    fn deleting_an_expired_entry_counts_as_an_expiration() {
+        let clock = cache_core::ManualClock::new();
+        let store = MemoryStore::builder()
+            .shards(1)
+            .clock(clock.clone())
+            .build();
+        let ttl = SetOptions::new().ttl(Duration::from_secs(1));
+        store.set("k", "v", ttl).unwrap();
+        clock.advance(Duration::from_secs(2));
+        assert!(!store.delete("k").unwrap());
+        let stats = store.stats();
+        assert_eq!((stats.expirations, stats.entries), (1, 0));
+        // A live one is not an expiration.
+        store.set("k", "v", SetOptions::new()).unwrap();
+        assert!(store.delete("k").unwrap());
+        assert_eq!(store.stats().expirations, 1);
+    }
+
+    #[test]
+    fn weights_near_usize_max_evict_instead_of_overflowing() {
+        let store = MemoryStore::builder()
+            .max_bytes(usize::MAX)
+            .limits(Limits::new(1_024, usize::MAX))
+            .shards(1)
+            .build();
+        let weight = usize::MAX / 2 + 1;
+        let set = |key: &str| store.set_weighted(key, Bytes::new(), weight, SetOptions::new());
+        set("a").unwrap();
+        set("b").unwrap();
+        assert_eq!((store.len(), store.bytes()), (1, 1 + weight));
+        assert_eq!(store.stats().evictions, 1);
+        assert!(store.exists("b").unwrap());
+        let err = store.set_weighted("c", Bytes::new(), usize::MAX, SetOptions::new());
+        assert_eq!(err.unwrap_err().kind(), ErrorKind::ValueTooLarge);
     }
 
     #[test]
