@@ -18,6 +18,11 @@
 //! negative `ERR_*` codes for errors, whose message [`RawCache::error_message`] returns. Nothing
 //! here panics on bad input: lengths, TTLs, slots and numbers are all checked first.
 //!
+//! All caches of the module share one wasm32 memory of at most 4 GiB, and an allocation that
+//! fails there aborts the module and leaves the cache in use borrowed for good. So `maxBytes` is
+//! at most [`MAX_MAX_BYTES`], the scratch buffers grow to at most 64 MiB, and both they and large
+//! inline values are allocated fallibly: a full memory gives [`ERR_OUT_OF_MEMORY`].
+//!
 //! ## Values: handles to the JS heap, or inline bytes
 //!
 //! Strings and `Uint8Array`s stay in the JS heap: the wrapper keeps them in a value table (an
@@ -71,6 +76,8 @@ pub const ERR_INVALID_ARGUMENT: i32 = -8;
 pub const ERR_OTHER: i32 = -9;
 /// [`RawCache::get`] found an inline value: it is in the value buffer, [`RawCache::value_len`] bytes.
 pub const INLINE: i32 = -10;
+/// Wasm memory could not grow for a buffer or a value (JS: `Error`, `ERR_OUT_OF_MEMORY`).
+pub const ERR_OUT_OF_MEMORY: i32 = -11;
 
 /// The first byte of a stored handle, followed by the slot number (u32, little-endian). Inline
 /// values never start with it (JSON text and decimal counters cannot), and `set` refuses ones that do.
@@ -88,11 +95,19 @@ const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 const INITIAL_BUFFER: usize = 256;
 /// Scratch buffers larger than this are shrunk after use.
 const SHRINK_ABOVE: usize = 1 << 20;
+/// The most a scratch buffer grows to (past the namespace prefix): the largest value.
+const MAX_BUFFER: usize = 64 << 20;
+/// Inline values larger than this are copied into the store with a fallible allocation, so that a
+/// full wasm memory gives [`ERR_OUT_OF_MEMORY`] rather than an abort.
+const FALLIBLE_COPY_ABOVE: usize = 64 << 10;
 
 /// Default `maxEntries`.
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 /// Default `maxBytes`: 64 MiB.
 pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+/// The largest `maxBytes`: 1 GiB. A wasm32 module has 4 GiB of memory for every cache it holds,
+/// their scratch buffers and copies in flight; past that an allocation aborts the module.
+pub const MAX_MAX_BYTES: usize = 1 << 30;
 
 /// The settings `new MemoryCache(options)` passes, already type-checked by the JS wrapper.
 #[derive(Debug, Clone, Default)]
@@ -169,7 +184,8 @@ pub struct RawCache {
 #[wasm_bindgen]
 impl RawCache {
     /// `new RawCache(maxEntries, maxBytes, ttl, namespace)`; a `NaN` number means "the default".
-    /// Throws an `Error` naming the invalid setting.
+    /// Throws an `Error` naming the invalid setting. The JS wrapper passes a `NaN` `ttl` and calls
+    /// [`set_default_ttl`](Self::set_default_ttl), which reports a bad TTL as [`ERR_INVALID_TTL`].
     #[wasm_bindgen(constructor)]
     pub fn new(
         max_entries: f64,
@@ -185,6 +201,19 @@ impl RawCache {
             namespace: Some(namespace),
         })
         .map_err(|e| JsError::new(e.message()))
+    }
+
+    /// Sets the TTL in milliseconds of writes that give none (`0`: none). Returns `0`, or
+    /// [`ERR_INVALID_TTL`] (and keeps the old one).
+    #[wasm_bindgen(js_name = setDefaultTtl)]
+    pub fn set_default_ttl(&mut self, ms: f64) -> i32 {
+        match ttl_from_millis(ms) {
+            Ok(ttl) => {
+                self.default_ttl = ttl;
+                0
+            }
+            Err(msg) => self.fail_with(ERR_INVALID_TTL, &format!("ttl: {msg}")),
+        }
     }
 
     /// Address of the user-key part of the key buffer (after the namespace prefix).
@@ -212,15 +241,20 @@ impl RawCache {
     }
 
     /// Grows the key buffer to hold at least `n` key bytes. Moves it: read `keyPtr` again.
+    /// Returns `0`, or [`ERR_VALUE_TOO_LARGE`] (over 64 MiB) or [`ERR_OUT_OF_MEMORY`], leaving
+    /// the buffer as it was.
     #[wasm_bindgen(js_name = reserveKey)]
-    pub fn reserve_key(&mut self, n: usize) {
-        grow(&mut self.key_buf, self.prefix_len.saturating_add(n));
+    pub fn reserve_key(&mut self, n: usize) -> i32 {
+        let result = grow(&mut self.key_buf, self.prefix_len, n);
+        self.buffer_status(result)
     }
 
-    /// Grows the value buffer to hold at least `n` bytes. Moves it: read `valPtr` again.
+    /// Grows the value buffer to hold at least `n` bytes. Moves it: read `valPtr` again. Returns
+    /// as [`reserve_key`](Self::reserve_key) does.
     #[wasm_bindgen(js_name = reserveVal)]
-    pub fn reserve_val(&mut self, n: usize) {
-        grow(&mut self.val_buf, n);
+    pub fn reserve_val(&mut self, n: usize) -> i32 {
+        let result = grow(&mut self.val_buf, 0, n);
+        self.buffer_status(result)
     }
 
     /// Shrinks scratch buffers that grew past 1 MiB for one large key or value back to their
@@ -243,7 +277,8 @@ impl RawCache {
 
     /// Reads the key of `key_len` bytes. Returns the slot number (`>= 0`) of a handle; or
     /// [`INLINE`] for an inline value, copied into the value buffer (growing it if needed), whose
-    /// length [`value_len`](Self::value_len) gives; or [`MISS`], or an error code.
+    /// length [`value_len`](Self::value_len) gives; or [`MISS`], or an error code
+    /// ([`ERR_OUT_OF_MEMORY`] if the buffer cannot grow; the entry stays).
     pub fn get(&mut self, key_len: usize) -> i32 {
         let key = match key_in(&self.key_buf, self.prefix_len, key_len) {
             Ok(key) => key,
@@ -254,17 +289,16 @@ impl RawCache {
         let value_len = &mut self.value_len;
         let result = self.store.get_with(key, |value| {
             if let [HANDLE_TAG, a, b, c, d] = *value {
-                return Some(u32::from_le_bytes([a, b, c, d]) as i32);
+                return Ok(u32::from_le_bytes([a, b, c, d]) as i32);
             }
-            i32::try_from(value.len()).ok()?;
-            grow(val_buf, value.len());
+            grow(val_buf, 0, value.len())?;
             val_buf[..value.len()].copy_from_slice(value);
             *value_len = value.len();
-            Some(INLINE)
+            Ok(INLINE)
         });
         match result {
-            Ok(Some(Some(n))) => n,
-            Ok(Some(None)) => self.fail_with(ERR_VALUE_TOO_LARGE, "the value is larger than 2 GiB"),
+            Ok(Some(Ok(n))) => n,
+            Ok(Some(Err(code))) => self.buffer_status(Err(code)),
             Ok(None) => MISS,
             Err(e) => self.fail(key_len, &e),
         }
@@ -360,11 +394,22 @@ impl RawCache {
                 "inline values cannot start with byte 3",
             );
         }
-        let result = match self.key(key_len) {
-            Ok(key) => self
-                .store
-                .set_slice(key, value, SetOptions::new().maybe_ttl(ttl)),
+        let key = match key_in(&self.key_buf, self.prefix_len, key_len) {
+            Ok(key) => key,
             Err(message) => return self.fail_with(ERR_INVALID_KEY, message),
+        };
+        let options = SetOptions::new().maybe_ttl(ttl);
+        // `set_slice` copies with an allocation that aborts when memory is full; a large value
+        // (that the store would accept) is copied here instead, where that is an error code.
+        let result = if val_len > FALLIBLE_COPY_ABOVE && val_len <= self.max_value_len() {
+            let mut owned = Vec::new();
+            if owned.try_reserve_exact(val_len).is_err() {
+                return self.buffer_status(Err(ERR_OUT_OF_MEMORY));
+            }
+            owned.extend_from_slice(value);
+            self.store.set(key, owned, options)
+        } else {
+            self.store.set_slice(key, value, options)
         };
         match result {
             Ok(_) => 0,
@@ -530,8 +575,18 @@ pub fn wasm_memory() -> JsValue {
 impl RawCache {
     /// A cache with `options`, or a [`ErrorKind::Config`] error naming the invalid setting.
     pub fn with_options(options: RawOptions) -> Result<RawCache, Error> {
-        let max_entries = count_option("maxEntries", options.max_entries, DEFAULT_MAX_ENTRIES)?;
-        let max_bytes = count_option("maxBytes", options.max_bytes, DEFAULT_MAX_BYTES)?;
+        let max_entries = count_option(
+            "maxEntries",
+            options.max_entries,
+            DEFAULT_MAX_ENTRIES,
+            u32::MAX as usize,
+        )?;
+        let max_bytes = count_option(
+            "maxBytes",
+            options.max_bytes,
+            DEFAULT_MAX_BYTES,
+            MAX_MAX_BYTES,
+        )?;
         let default_ttl = match options.ttl {
             None => None,
             Some(ms) => ttl_from_millis(ms)
@@ -578,8 +633,8 @@ impl RawCache {
     /// Copies `key` into the key buffer and `value` into the value buffer; returns their lengths.
     /// This is what the JS wrapper does by writing to wasm memory.
     pub fn stage(&mut self, key: &str, value: &[u8]) -> (usize, usize) {
-        self.reserve_key(key.len());
-        self.reserve_val(value.len());
+        assert_eq!(self.reserve_key(key.len()), 0, "key too long to stage");
+        assert_eq!(self.reserve_val(value.len()), 0, "value too large to stage");
         let start = self.prefix_len;
         self.key_buf[start..start + key.len()].copy_from_slice(key.as_bytes());
         self.val_buf[..value.len()].copy_from_slice(value);
@@ -614,16 +669,32 @@ impl RawCache {
         code
     }
 
+    /// `0`, or the error code of a scratch buffer that could not grow.
+    fn buffer_status(&mut self, result: Result<(), i32>) -> i32 {
+        match result {
+            Ok(()) => 0,
+            Err(ERR_OUT_OF_MEMORY) => self.fail_with(
+                ERR_OUT_OF_MEMORY,
+                "out of memory: the wasm memory (at most 4 GiB, shared by every cache) is full",
+            ),
+            Err(code) => self.fail_with(
+                code,
+                &format!("a key or value is at most {MAX_BUFFER} bytes"),
+            ),
+        }
+    }
+
     fn fail(&mut self, key_len: usize, error: &Error) -> i32 {
         let code = match error.kind() {
             ErrorKind::InvalidKey if key_len == 0 => ERR_INVALID_KEY,
             ErrorKind::InvalidKey => {
+                // The store's limit includes the prefix (and is lower in a cache under 2 KiB).
+                let limit = cache_core::CacheStore::limits(&self.store)
+                    .max_key_len
+                    .saturating_sub(self.prefix_len);
                 return self.fail_with(
                     ERR_KEY_TOO_LONG,
-                    &format!(
-                        "key is {key_len} bytes, longer than the limit of {} bytes",
-                        Limits::default().max_key_len
-                    ),
+                    &format!("key is {key_len} bytes, longer than the limit of {limit} bytes"),
                 );
             }
             ErrorKind::ValueTooLarge => ERR_VALUE_TOO_LARGE,
@@ -648,24 +719,36 @@ fn key_in(key_buf: &[u8], prefix_len: usize, len: usize) -> Result<&str, &'stati
     std::str::from_utf8(&key_buf[..end]).map_err(|_| "key is not valid UTF-8")
 }
 
-/// Grows `buf` (zero-filled, length = capacity) to at least `n` bytes.
-fn grow(buf: &mut Vec<u8>, n: usize) {
-    if n > buf.len() {
-        buf.resize(n.next_power_of_two(), 0);
+/// Grows `buf` (zero-filled, length = capacity), which keeps `start` bytes before its scratch
+/// part, to at least `n` scratch bytes: to the next power of two, within [`MAX_BUFFER`]. Fails
+/// with an error code, leaving `buf` as it was, if `n` is over that cap or memory is full.
+fn grow(buf: &mut Vec<u8>, start: usize, n: usize) -> Result<(), i32> {
+    if start.saturating_add(n) <= buf.len() {
+        return Ok(());
     }
+    if n > MAX_BUFFER {
+        return Err(ERR_VALUE_TOO_LARGE);
+    }
+    let len = start + n.next_power_of_two().min(MAX_BUFFER);
+    buf.try_reserve_exact(len - buf.len())
+        .map_err(|_| ERR_OUT_OF_MEMORY)?;
+    buf.resize(len, 0);
+    Ok(())
 }
 
-/// A positive whole number option, or its default.
-fn count_option(name: &str, value: Option<f64>, default: usize) -> Result<usize, Error> {
+/// A whole number option from 1 to `max`, or its default.
+fn count_option(
+    name: &str,
+    value: Option<f64>,
+    default: usize,
+    max: usize,
+) -> Result<usize, Error> {
     match value {
         None => Ok(default),
-        Some(n) if n.fract() == 0.0 && (1.0..=u32::MAX as f64).contains(&n) => Ok(n as usize),
+        Some(n) if n.fract() == 0.0 && (1.0..=max as f64).contains(&n) => Ok(n as usize),
         Some(n) => Err(Error::new(
             ErrorKind::Config,
-            format!(
-                "{name} must be a whole number between 1 and {}, got {n}",
-                u32::MAX
-            ),
+            format!("{name} must be a whole number between 1 and {max}, got {n}"),
         )),
     }
 }
@@ -858,6 +941,90 @@ mod tests {
         let big = vec![7u8; 5_000];
         assert_eq!(set(&mut c, "big", &big, 0.0), 0);
         assert_eq!(get(&mut c, "big"), Some(big));
+    }
+
+    #[test]
+    fn large_inline_values_are_copied_fallibly_and_round_trip() {
+        let mut c = RawCache::with_options(RawOptions::default()).unwrap();
+        let big = vec![b'7'; FALLIBLE_COPY_ABOVE + 1];
+        assert_eq!(set(&mut c, "big", &big, 0.0), 0);
+        assert_eq!(get(&mut c, "big"), Some(big));
+        let (k, _) = c.stage("big", b"");
+        assert_eq!(c.incr(k, 1.0, 0.0), ERR_NOT_AN_INTEGER);
+        // Too large for the store: refused as before, not copied.
+        let (k, _) = c.stage("huge", b"");
+        assert_eq!(c.reserve_val(MAX_BUFFER), 0);
+        assert_eq!(c.set(k, MAX_BUFFER, 0.0), ERR_VALUE_TOO_LARGE);
+    }
+
+    #[test]
+    fn buffers_grow_within_a_cap_and_report_failures() {
+        let mut c = cache("ns");
+        let (key_cap, val_cap) = (c.key_cap(), c.val_cap());
+        for n in [MAX_BUFFER + 1, usize::MAX] {
+            assert_eq!(c.reserve_val(n), ERR_VALUE_TOO_LARGE, "{n}");
+            assert_eq!(c.reserve_key(n), ERR_VALUE_TOO_LARGE, "{n}");
+        }
+        assert_eq!((c.key_cap(), c.val_cap()), (key_cap, val_cap));
+        assert_eq!(c.reserve_key(3_000), 0);
+        assert_eq!(c.key_cap(), 4_096);
+        assert_eq!(c.prefix(), "ns:");
+        assert_eq!(c.reserve_val(MAX_BUFFER), 0);
+        assert_eq!(c.val_cap(), MAX_BUFFER);
+        assert_eq!(c.buffer_status(Err(ERR_OUT_OF_MEMORY)), ERR_OUT_OF_MEMORY);
+        assert!(c.error_message().contains("out of memory"));
+    }
+
+    #[test]
+    fn max_bytes_is_capped_below_the_wasm32_address_space() {
+        let with = |max_bytes: f64| {
+            RawCache::with_options(RawOptions {
+                max_bytes: Some(max_bytes),
+                ..RawOptions::default()
+            })
+        };
+        assert!(with(MAX_MAX_BYTES as f64).is_ok());
+        for n in [MAX_MAX_BYTES as f64 + 1.0, u32::MAX as f64] {
+            let err = with(n).unwrap_err();
+            assert!(err.message().contains("between 1 and 1073741824"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_default_ttl_is_checked_like_a_write_ttl() {
+        let mut c = cache("");
+        for ms in [-1.0, f64::NAN, f64::INFINITY, 1e15] {
+            assert_eq!(c.set_default_ttl(ms), ERR_INVALID_TTL, "{ms}");
+        }
+        assert_eq!(c.set_default_ttl(60_000.0), 0);
+        set(&mut c, "t", b"v", -1.0);
+        let (k, _) = c.stage("t", b"");
+        assert!((59_000.0..=60_000.0).contains(&c.ttl(k)));
+    }
+
+    #[test]
+    fn key_too_long_names_the_real_limit() {
+        let mut c = RawCache::with_options(RawOptions {
+            max_bytes: Some(1_000.0),
+            namespace: Some("ns".to_owned()),
+            ..RawOptions::default()
+        })
+        .unwrap();
+        // Half of a shard's share of maxBytes holds the key with its `ns:` prefix (on wasm32, one
+        // shard: 500 bytes).
+        let limit = cache_core::CacheStore::limits(c.store()).max_key_len - 3;
+        assert!(limit < 500, "{limit}");
+        assert_eq!(set(&mut c, &"k".repeat(limit), b"1", 0.0), 0);
+        assert_eq!(
+            set(&mut c, &"k".repeat(limit + 1), b"1", 0.0),
+            ERR_KEY_TOO_LONG
+        );
+        assert!(
+            c.error_message()
+                .contains(&format!("limit of {limit} bytes")),
+            "{}",
+            c.error_message()
+        );
     }
 
     #[test]

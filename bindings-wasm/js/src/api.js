@@ -27,6 +27,7 @@ const CODES = new Map([
   [-7, [RangeError, 'ERR_OVERFLOW']],
   [-8, [RangeError, 'ERR_INVALID_ARGUMENT']],
   [-9, [Error, 'ERR_CACHE']],
+  [-11, [Error, 'ERR_OUT_OF_MEMORY']],
 ]);
 
 /** The longest key in UTF-8 bytes (`Limits::default().max_key_len`). */
@@ -147,15 +148,22 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       }
       const maxEntries = numberOption(options, 'maxEntries');
       const maxBytes = numberOption(options, 'maxBytes');
-      const ttl = options.ttl === undefined ? NaN : checkTtl(options.ttl, 'ttl');
+      const ttl = options.ttl === undefined ? undefined : checkTtl(options.ttl, 'ttl');
       const namespace = options.namespace ?? '';
       if (typeof namespace !== 'string') {
         throw fail(TypeError, 'ERR_INVALID_OPTION', `namespace must be a string, got ${typeof namespace}`);
       }
       try {
-        this.#raw = new raw.RawCache(maxEntries, maxBytes, ttl, namespace);
+        this.#raw = new raw.RawCache(maxEntries, maxBytes, NaN, namespace);
       } catch (e) {
         throw fail(RangeError, 'ERR_INVALID_OPTION', e?.message ?? String(e), e);
+      }
+      // Set apart so that a TTL over the maximum is ERR_INVALID_TTL, as in writes.
+      const status = ttl === undefined ? 0 : this.#raw.setDefaultTtl(ttl);
+      if (status < 0) {
+        const error = this.#error(status);
+        this.free();
+        throw error;
       }
       this.#refreshKey();
       this.#refreshVal();
@@ -198,7 +206,8 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
         throw fail(RangeError, 'ERR_KEY_TOO_LONG', `key is at least ${n} bytes, longer than the limit of ${MAX_KEY_BYTES} bytes`);
       }
       if (n * 3 > this.#keyCap) {
-        this.#raw.reserveKey(n * 3);
+        const status = this.#raw.reserveKey(n * 3);
+        if (status < 0) throw this.#error(status);
         this.#refreshKey();
       }
       const buf = view();
@@ -284,7 +293,8 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
     }
 
     #growVal(n) {
-      this.#raw.reserveVal(n);
+      const status = this.#raw.reserveVal(n);
+      if (status < 0) throw this.#error(status);
       this.#refreshVal();
     }
 
@@ -355,13 +365,19 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
         // A copy, as a plain Uint8Array: later changes to the caller's array do not reach the cache.
         this.#setHandle(key, new Uint8Array(value), n, ttl);
       } else {
-        const vlen = this.#json(value);
-        const status = this.#raw.set(this.#key(key), vlen, ttl);
-        if (this.#valCap > SHRINK_ABOVE || this.#keyCap > SHRINK_ABOVE) this.#shrink();
-        if (status < 0) throw this.#error(status);
-        this.#maybeDrain();
+        this.#setInline(key, this.#json(value), ttl);
       }
+      // A getOrSet load of `key` in flight must not overwrite this value.
+      if (this.#inflight.size !== 0) this.#inflight.delete(key);
       return this;
+    }
+
+    /** Stores the `vlen` bytes of JSON in the value buffer at `key`. */
+    #setInline(key, vlen, ttl) {
+      const status = this.#raw.set(this.#key(key), vlen, ttl);
+      if (this.#valCap > SHRINK_ABOVE || this.#keyCap > SHRINK_ABOVE) this.#shrink();
+      if (status < 0) throw this.#error(status);
+      this.#maybeDrain();
     }
 
     /** Puts `value` in a free slot and stores the slot at `key`, charged `weight` bytes. */
@@ -393,6 +409,8 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       const status = this.#raw.delete(this.#key(key));
       if (status < 0) throw this.#error(status);
       this.#drain();
+      // A getOrSet load of `key` in flight must not bring it back.
+      this.#inflight.delete(key);
       return status === 1;
     }
 
@@ -401,6 +419,7 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       this.#raw.clear();
       this.#lastKey = undefined;
       this.#drain();
+      this.#inflight.clear();
     }
 
     /** Deletes every key that starts with `prefix`; returns how many it deleted. */
@@ -408,8 +427,15 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       if (typeof prefix !== 'string') {
         throw fail(TypeError, 'ERR_INVALID_ARGUMENT', `prefix must be a string, got ${typeof prefix}`);
       }
+      // wasm-bindgen would turn a lone surrogate into U+FFFD and match other keys.
+      if (!isWellFormed(prefix)) {
+        throw fail(TypeError, 'ERR_INVALID_KEY', 'prefix must be well-formed Unicode (this one has a lone surrogate)');
+      }
       const deleted = this.#raw.deletePrefix(prefix);
       this.#drain();
+      for (const key of this.#inflight.keys()) {
+        if (key.startsWith(prefix)) this.#inflight.delete(key);
+      }
       return deleted;
     }
 
@@ -449,13 +475,15 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       const status = this.#raw.incr(this.#key(key), delta, ttl);
       if (status < 0) throw this.#error(status);
       this.#maybeDrain();
+      if (this.#inflight.size !== 0) this.#inflight.delete(key);
       return this.#raw.number();
     }
 
     /**
      * The value at `key`; on a miss, calls `loader(key)` once however many callers wait, caches
-     * what it resolves to and resolves every caller with it. A rejected loader rejects every
-     * waiter and caches nothing.
+     * what it resolves to and resolves every caller with it, as `get` would read it back. A
+     * loader that throws or rejects rejects every waiter and caches nothing. See the README for
+     * `undefined`, too large and invalid results, and writes made while the loader runs.
      */
     async getOrSet(key, loader, options) {
       if (typeof loader !== 'function') {
@@ -464,21 +492,63 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       const ttl = ttlOption(options);
       const hit = this.get(key);
       if (hit !== undefined) return hit;
-      let pending = this.#inflight.get(key);
-      if (pending === undefined) {
-        pending = this.#load(key, loader, ttl);
-        this.#inflight.set(key, pending);
+      let load = this.#inflight.get(key);
+      // No promise yet: the loader itself called getOrSet(key); it gets a load of its own.
+      if (load?.promise === undefined) {
+        // Registered before the loader runs, so that one that throws at once finds and removes it.
+        load = { promise: undefined };
+        this.#inflight.set(key, load);
+        load.promise = this.#load(key, loader, ttl, load);
       }
-      return pending;
+      return load.promise;
     }
 
-    async #load(key, loader, ttl) {
+    async #load(key, loader, ttl, load) {
+      let value;
       try {
-        const value = await loader(key);
-        this.set(key, value, { ttl: ttl < 0 ? undefined : ttl });
-        return value;
-      } finally {
-        this.#inflight.delete(key);
+        value = await loader(key);
+      } catch (error) {
+        this.#endLoad(key, load);
+        throw error;
+      }
+      // A set, incr, delete, clear or deletePrefix of `key` meanwhile removed `load`: keep theirs.
+      const current = this.#endLoad(key, load);
+      // Like lru-cache's fetch: nothing to cache.
+      if (value === undefined || this.#raw === undefined) return value;
+      return this.#settle(key, value, ttl, current);
+    }
+
+    /** Removes `load` from the in-flight map; returns whether it was still there. */
+    #endLoad(key, load) {
+      if (this.#inflight.get(key) !== load) return false;
+      this.#inflight.delete(key);
+      return true;
+    }
+
+    /** A loaded value as `get` would read it back; stored at `key` if `store`. */
+    #settle(key, value, ttl, store) {
+      try {
+        if (typeof value === 'string') {
+          if (store) this.#setHandle(key, value, 1 + value.length, ttl);
+          return value;
+        }
+        if (value instanceof Uint8Array) {
+          const n = value.length + 1;
+          this.#checkSize(n);
+          if (store) this.#setHandle(key, new Uint8Array(value), n, ttl);
+          return new Uint8Array(value);
+        }
+        const vlen = this.#json(value);
+        const p = this.#valPtr;
+        // The JSON just encoded, decoded: what a later hit returns (a Date as its string, -0 as 0).
+        const read = JSON.parse(decodeUtf8(view(), p, p + vlen));
+        if (store) this.#setInline(key, vlen, ttl);
+        else if (this.#valCap > SHRINK_ABOVE) this.#shrink();
+        return read;
+      } catch (error) {
+        // Cannot be cached, but the loader's value is still good: the waiters get it as it is.
+        if (error?.code === 'ERR_VALUE_TOO_LARGE' || error?.code === 'ERR_OUT_OF_MEMORY') return value;
+        throw error;
       }
     }
 
@@ -495,6 +565,7 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       this.#raw = undefined;
       this.#values = [];
       this.#free = [];
+      this.#inflight.clear();
     }
 
     [Symbol.dispose]() {
@@ -506,9 +577,24 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
     }
   }
 
-  /** A Keyv 5 storage adapter: `new Keyv({ store: new KeyvMemoryCache({ maxEntries: 10_000 }) })`. */
+  /** Keyv's `ttl` of `Infinity`: stored without expiry. */
+  const NO_EXPIRY = Object.freeze({ ttl: 0 });
+
+  /** A Keyv `ttl` (ms) as `set` options: none, 0 or negative means the cache's default. */
+  function keyvTtl(ttl) {
+    if (typeof ttl !== 'number' || !(ttl > 0)) return undefined;
+    return ttl === Infinity ? NO_EXPIRY : { ttl };
+  }
+
+  /**
+   * A Keyv 5 storage adapter: `new Keyv({ store: new KeyvMemoryCache({ maxEntries: 10_000 }) })`.
+   * Like the official adapters, a failed call rejects and Keyv reports it (its 'error' event).
+   */
   class KeyvMemoryCache {
-    /** Set by Keyv: its namespace, which it already puts in front of every key (`ns:key`). */
+    /**
+     * Set by Keyv: its namespace. Keys are kept as `namespace:key` whether Keyv prefixes them (by
+     * default) or not (`useKeyPrefix: false`), so `clear()` clears exactly this namespace.
+     */
     namespace = undefined;
     opts;
     cache;
@@ -517,6 +603,13 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
     constructor(cacheOrOptions = {}) {
       this.cache = cacheOrOptions instanceof MemoryCache ? cacheOrOptions : new MemoryCache(cacheOrOptions);
       this.opts = { dialect: 'cachekit-wasm', url: 'cachekit-wasm://memory' };
+    }
+
+    /** `key` under this namespace, as Keyv's own prefixing makes it (a key that has it is kept). */
+    #key(key) {
+      const ns = this.namespace;
+      if (!ns || typeof key !== 'string' || key.startsWith(`${ns}:`)) return key;
+      return `${ns}:${key}`;
     }
 
     on(event, listener) {
@@ -547,63 +640,50 @@ export function createApi(raw, { isReady = () => true, codec = portable } = {}) 
       return true;
     }
 
-    #guard(fn) {
-      try {
-        return fn();
-      } catch (error) {
-        this.emit('error', error);
-        throw error;
-      }
-    }
-
     async get(key) {
-      return this.#guard(() => this.cache.get(key));
+      return this.cache.get(this.#key(key));
     }
 
     async getMany(keys) {
-      return this.#guard(() => keys.map((key) => this.cache.get(key)));
+      return keys.map((key) => this.cache.get(this.#key(key)));
     }
 
     async set(key, value, ttl) {
-      const options = typeof ttl === 'number' && ttl > 0 ? { ttl } : undefined;
-      this.#guard(() => this.cache.set(key, value, options));
+      this.cache.set(this.#key(key), value, keyvTtl(ttl));
       return true;
     }
 
     async setMany(entries) {
-      return this.#guard(() =>
-        entries.map(({ key, value, ttl }) => {
-          this.cache.set(key, value, typeof ttl === 'number' && ttl > 0 ? { ttl } : undefined);
-          return true;
-        }),
-      );
-    }
-
-    async delete(key) {
-      return this.#guard(() => this.cache.delete(key));
-    }
-
-    async deleteMany(keys) {
-      return this.#guard(() => keys.map((key) => this.cache.delete(key)).every(Boolean));
-    }
-
-    async has(key) {
-      return this.#guard(() => this.cache.has(key));
-    }
-
-    async hasMany(keys) {
-      return this.#guard(() => keys.map((key) => this.cache.has(key)));
-    }
-
-    /** Clears Keyv's namespace only (every key when Keyv has none). */
-    async clear() {
-      this.#guard(() => {
-        if (this.namespace) this.cache.deletePrefix(`${this.namespace}:`);
-        else this.cache.clear();
+      return entries.map(({ key, value, ttl }) => {
+        this.cache.set(this.#key(key), value, keyvTtl(ttl));
+        return true;
       });
     }
 
-    async *iterator(namespace) {
+    async delete(key) {
+      return this.cache.delete(this.#key(key));
+    }
+
+    async deleteMany(keys) {
+      return keys.map((key) => this.cache.delete(this.#key(key))).every(Boolean);
+    }
+
+    async has(key) {
+      return this.cache.has(this.#key(key));
+    }
+
+    async hasMany(keys) {
+      return keys.map((key) => this.cache.has(this.#key(key)));
+    }
+
+    /** Clears this namespace only (the whole cache without one). */
+    async clear() {
+      if (this.namespace) this.cache.deletePrefix(`${this.namespace}:`);
+      else this.cache.clear();
+    }
+
+    /** `[key, stored value]` of each live entry of `namespace` (default: this one; none: all). */
+    async *iterator(namespace = this.namespace) {
       const prefix = namespace ? `${namespace}:` : '';
       for (const key of this.cache.keys()) {
         if (!key.startsWith(prefix)) continue;

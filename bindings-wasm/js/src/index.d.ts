@@ -23,10 +23,14 @@ export interface MemoryCacheOptions {
   /**
    * Most bytes held at once: UTF-8 keys plus value sizes (a string: 1 + its `length`, in UTF-16
    * code units; a Uint8Array: 1 + its length; anything else: the UTF-8 length of its JSON).
-   * Default: 64 MiB.
+   * Default: 64 MiB. At most 1 GiB (2^30), as the wasm32 memory of all caches is at most 4 GiB;
+   * more throws `ERR_INVALID_OPTION`. It also bounds a value: see `ERR_VALUE_TOO_LARGE`.
    */
   maxBytes?: number;
-  /** Default time to live in milliseconds for writes that give none. Default: 0, never expires. */
+  /**
+   * Default time to live in milliseconds for writes that give none. Default: 0, never expires.
+   * Checked like a write's TTL: an invalid one throws `ERR_INVALID_TTL`.
+   */
   ttl?: number;
   /** Prefix (`namespace:`) of every key; `clear()` and `keys()` only see this namespace. */
   namespace?: string;
@@ -56,16 +60,26 @@ export interface CacheStats {
 
 /** The `code` of every error the cache throws, for branching (`err.code === 'ERR_…'`). */
 export type CacheErrorCode =
-  /** TypeError: the key is not a string, is empty, or has a lone surrogate. */
+  /** TypeError: the key (or a `deletePrefix` prefix) is not a string, is empty, or has a lone surrogate. */
   | 'ERR_INVALID_KEY'
-  /** RangeError: the key is longer than 1024 UTF-8 bytes. */
+  /**
+   * RangeError: the key is longer than 1024 UTF-8 bytes (with `maxBytes` under 2 KiB: half of
+   * `maxBytes`, `namespace:` included).
+   */
   | 'ERR_KEY_TOO_LONG'
-  /** RangeError: the value's size (plus key) is larger than `maxBytes` or 64 MiB. */
+  /**
+   * RangeError: the value's size is over the value limit: the smaller of 64 MiB and `maxBytes`
+   * minus the room kept for a key (1024 bytes plus `namespace:`, or half of `maxBytes` if less).
+   * `maxBytes: 4096` takes values of up to 3072 bytes.
+   */
   | 'ERR_VALUE_TOO_LARGE'
   /** TypeError: the value is undefined, a function, a symbol, a BigInt, a non-finite number, a
    * non-Uint8Array binary, or JSON.stringify fails on it (e.g. a cycle). */
   | 'ERR_INVALID_VALUE'
-  /** RangeError (TypeError if not a number): a TTL that is negative, NaN, infinite or over 100 years. */
+  /**
+   * RangeError (TypeError if not a number): a TTL (of a write or the `ttl` option) that is
+   * negative, NaN, infinite or over 100 years.
+   */
   | 'ERR_INVALID_TTL'
   /** TypeError: `incr` on a value that is not an integer number. */
   | 'ERR_NOT_AN_INTEGER'
@@ -73,8 +87,10 @@ export type CacheErrorCode =
   | 'ERR_OVERFLOW'
   /** RangeError/TypeError: another argument is invalid (a non-integer delta, a non-function loader). */
   | 'ERR_INVALID_ARGUMENT'
-  /** RangeError/TypeError: a constructor option is invalid. */
+  /** RangeError/TypeError: a constructor option other than `ttl` is invalid (e.g. `maxBytes` over 1 GiB). */
   | 'ERR_INVALID_OPTION'
+  /** Error: the wasm memory (at most 4 GiB, shared by all caches) is full; nothing was written. */
+  | 'ERR_OUT_OF_MEMORY'
   /** Error: the web build was used before `await init()`. */
   | 'ERR_NOT_INITIALIZED'
   /** Error: anything else. */
@@ -105,7 +121,10 @@ export class MemoryCache {
   delete(key: string): boolean;
   /** Deletes every entry (of this namespace). */
   clear(): void;
-  /** Deletes every key starting with `prefix`; returns how many were deleted. */
+  /**
+   * Deletes every key starting with `prefix`; returns how many were deleted. A prefix with a lone
+   * surrogate throws `ERR_INVALID_KEY`.
+   */
   deletePrefix(prefix: string): number;
   /** Live entries now. */
   readonly size: number;
@@ -122,10 +141,16 @@ export class MemoryCache {
   incr(key: string, delta?: number, options?: SetOptions): number;
   /**
    * The value at `key`; on a miss, `loader(key)` is called once for all concurrent callers, its
-   * result is cached with `options.ttl` and returned to all of them. If it rejects, every waiter
-   * rejects with its error and nothing is cached.
+   * result is cached with `options.ttl` and returned to all of them as a later `get` would return
+   * it (JSON values decoded from the stored JSON: a Date as its ISO string, -0 as 0; a Uint8Array
+   * as a copy). If the loader throws or rejects, every waiter rejects with its error and nothing
+   * is cached. A loader result of `undefined` resolves `undefined`; one too large to cache
+   * (`ERR_VALUE_TOO_LARGE`, `ERR_OUT_OF_MEMORY`) resolves as the loader gave it; neither is
+   * cached. One `set` refuses (a function, symbol, BigInt…) rejects every waiter with that
+   * `ERR_INVALID_VALUE` TypeError. A `set`, `incr`, `delete`, `clear` or `deletePrefix` of `key`
+   * while the loader runs wins: the result is returned but not stored.
    */
-  getOrSet<T extends CacheValue = CacheValue>(
+  getOrSet<T extends CacheValue | undefined = CacheValue>(
     key: string,
     loader: (key: string) => T | Promise<T>,
     options?: SetOptions,
@@ -147,18 +172,22 @@ export interface KeyvEventEmitter {
 
 /**
  * A Keyv 5 storage adapter over a {@link MemoryCache}:
- * `new Keyv({ store: new KeyvMemoryCache({ maxEntries: 10_000 }) })`.
+ * `new Keyv({ store: new KeyvMemoryCache({ maxEntries: 10_000 }) })`. A failed call rejects with
+ * the cache's error and Keyv reports it (one 'error' event); the adapter emits nothing itself.
  */
 export class KeyvMemoryCache implements KeyvEventEmitter {
   constructor(cacheOrOptions?: MemoryCache | MemoryCacheOptions);
   /** The cache behind the adapter. */
   readonly cache: MemoryCache;
-  /** Set by Keyv; Keyv already prefixes every key with it, and `clear()` only clears it. */
+  /**
+   * Set by Keyv. Keys are kept as `namespace:key` whether or not Keyv prefixes them
+   * (`useKeyPrefix`), and `clear()` clears only this namespace (the whole cache if undefined).
+   */
   namespace: string | undefined;
   opts: { dialect: string; url: string };
   get<Value = any>(key: string): Promise<Value | undefined>;
   getMany<Value = any>(keys: string[]): Promise<Array<Value | undefined>>;
-  /** `ttl` in ms; absent or 0: the cache's default. */
+  /** `ttl` in ms; absent, 0 or negative: the cache's default; `Infinity`: never expires. */
   set(key: string, value: any, ttl?: number): Promise<boolean>;
   setMany(entries: Array<{ key: string; value: any; ttl?: number }>): Promise<boolean[]>;
   delete(key: string): Promise<boolean>;
@@ -166,6 +195,11 @@ export class KeyvMemoryCache implements KeyvEventEmitter {
   has(key: string): Promise<boolean>;
   hasMany(keys: string[]): Promise<boolean[]>;
   clear(): Promise<void>;
+  /**
+   * `[key, stored value]` of the live entries of `namespace` (default: this adapter's; none: all),
+   * values as Keyv stored them (`await keyv.deserializeData(raw)` decodes one). Keyv's own
+   * `keyv.iterator` is undefined with this adapter: Keyv 5 wires it only for its own dialects.
+   */
   iterator<Value = any>(namespace?: string): AsyncGenerator<[string, Value], void>;
   disconnect(): Promise<void>;
   on(event: string, listener: (...args: any[]) => void): this;

@@ -227,10 +227,109 @@ test('a rejected loader rejects every waiter and caches nothing', async () => {
   for (const s of settled) assert.deepEqual(s, { status: 'rejected', reason: boom });
   assert.equal(c.has('k'), false);
   assert.equal(await c.getOrSet('k', () => 'ok'), 'ok', 'the next call loads again');
-  await assert.rejects(c.getOrSet('u', () => undefined), code('ERR_INVALID_VALUE', TypeError));
-  assert.equal(c.has('u'), false);
   await assert.rejects(c.getOrSet('k', 'not a function'), code('ERR_INVALID_ARGUMENT', TypeError));
   await assert.rejects(c.getOrSet(1, () => 1), code('ERR_INVALID_KEY', TypeError));
+});
+
+test('getOrSet: a loader that throws synchronously rejects like an async one, and is not kept', async () => {
+  const c = new MemoryCache();
+  let calls = 0;
+  const boom = new Error('sync boom');
+  const loader = () => {
+    calls++;
+    throw boom;
+  };
+  for (let i = 0; i < 3; i++) await assert.rejects(c.getOrSet('k', loader), (e) => e === boom);
+  assert.equal(calls, 3, 'every call after a failure loads again');
+  assert.equal(await c.getOrSet('k', () => 'ok'), 'ok');
+  assert.equal(c.get('k'), 'ok');
+  // Concurrent callers of a loader that throws at once share its rejection.
+  calls = 0;
+  const settled = await Promise.allSettled([c.getOrSet('s', loader), c.getOrSet('s', loader)]);
+  assert.deepEqual(settled.map((r) => r.status), ['rejected', 'rejected']);
+  assert.equal(await c.getOrSet('s', () => 1), 1);
+});
+
+test('getOrSet does not store its result over a set, incr, delete, clear or deletePrefix made while it loaded', async () => {
+  const c = new MemoryCache();
+  const slow = (value) => () => sleep(15).then(() => value);
+  const cases = [
+    ['set', (key) => c.set(key, 'newer'), 'newer'],
+    ['incr', (key) => c.incr(key, 7), 7],
+    ['delete', (key) => c.delete(key), undefined],
+    ['clear', () => c.clear(), undefined],
+    ['deletePrefix', (key) => c.deletePrefix(key.slice(0, 3)), undefined],
+  ];
+  for (const [name, write, expected] of cases) {
+    const key = `${name}:k`;
+    const pending = c.getOrSet(key, slow('loaded'));
+    write(key);
+    assert.equal(await pending, 'loaded', `${name}: the waiters still get the loaded value`);
+    assert.equal(c.get(key), expected, `${name}: the newer write (or removal) stays`);
+  }
+  // After a removal, the next getOrSet loads afresh instead of joining the stale load.
+  let calls = 0;
+  const counted = () => sleep(15).then(() => ++calls);
+  const first = c.getOrSet('again', counted);
+  c.delete('again');
+  const second = c.getOrSet('again', counted);
+  assert.deepEqual(await Promise.all([first, second]), [1, 2]);
+  assert.equal(c.get('again'), 2);
+  // A load that nothing interrupted is stored; other keys' writes do not interrupt it.
+  const p = c.getOrSet('mine', slow('mine'));
+  c.set('other', 1);
+  c.delete('other2');
+  c.deletePrefix('zzz');
+  assert.equal(await p, 'mine');
+  assert.equal(c.get('mine'), 'mine');
+});
+
+test('getOrSet resolves what a later get returns; undefined and too-large results are not cached', async () => {
+  const c = new MemoryCache({ maxBytes: 4096 });
+  const date = new Date(0);
+  const first = await c.getOrSet('d', async () => ({ at: date, n: -0 }));
+  assert.deepEqual(first, { at: '1970-01-01T00:00:00.000Z', n: 0 }, 'the first call returns the JSON form');
+  assert.deepEqual(first, c.get('d'));
+  assert.ok(Object.is(await c.getOrSet('z', () => -0), 0));
+  assert.ok(Object.is(c.get('z'), 0));
+  const bytes = new Uint8Array([1, 2, 3]);
+  const got = await c.getOrSet('b', () => bytes);
+  assert.notEqual(got, bytes, 'bytes come back as a copy, as from get');
+  assert.equal(Object.getPrototypeOf(await c.getOrSet('buf', () => Buffer.from('hi'))), Uint8Array.prototype);
+  got[0] = 9;
+  assert.deepEqual(c.get('b'), new Uint8Array([1, 2, 3]));
+  // undefined: resolved, nothing cached, the next call loads again.
+  let calls = 0;
+  assert.equal(await c.getOrSet('u', () => { calls++; return undefined; }), undefined);
+  assert.equal(await c.getOrSet('u', async () => { calls++; return undefined; }), undefined);
+  assert.equal(calls, 2);
+  assert.equal(c.has('u'), false);
+  // Too large to cache: resolved with the value, nothing cached.
+  const big = 'x'.repeat(5_000);
+  assert.equal(await c.getOrSet('big', () => big), big);
+  const bigJson = { s: big };
+  assert.equal(await c.getOrSet('bigJson', () => bigJson), bigJson);
+  const bigBytes = new Uint8Array(5_000);
+  assert.equal(await c.getOrSet('bigBytes', () => bigBytes), bigBytes);
+  assert.deepEqual([c.has('big'), c.has('bigJson'), c.has('bigBytes')], [false, false, false]);
+  // A value set() refuses as a type rejects every waiter and caches nothing.
+  for (const bad of [() => 1, Symbol('s'), 10n, NaN]) {
+    const settled = await Promise.allSettled([c.getOrSet('bad', async () => bad), c.getOrSet('bad', async () => bad)]);
+    for (const s of settled) {
+      assert.equal(s.status, 'rejected', String(bad));
+      assert.ok(code('ERR_INVALID_VALUE', TypeError)(s.reason), String(bad));
+    }
+    assert.equal(c.has('bad'), false);
+  }
+  assert.equal(await c.getOrSet('bad', () => 'fine'), 'fine', 'usable after');
+});
+
+test('getOrSet after a stale load still resolves the JSON form', async () => {
+  const c = new MemoryCache();
+  const pending = c.getOrSet('k', () => sleep(10).then(() => ({ at: new Date(0) })));
+  c.set('k', 'newer');
+  assert.deepEqual(await pending, { at: '1970-01-01T00:00:00.000Z' });
+  assert.equal(c.get('k'), 'newer');
 });
 
 test('bad input throws errors to branch on, and the cache stays usable', () => {
@@ -283,6 +382,72 @@ test('bad input throws errors to branch on, and the cache stays usable', () => {
   assert.equal(c.get('k'), 'fine');
 });
 
+test('deletePrefix refuses a prefix with a lone surrogate instead of matching U+FFFD', () => {
+  const c = new MemoryCache();
+  c.set('\ufffdkey', 1);
+  c.set('\ud800\udc00pair', 2);
+  assert.throws(() => c.deletePrefix('\ud800'), code('ERR_INVALID_KEY', TypeError));
+  assert.throws(() => c.deletePrefix('a\udc00'), code('ERR_INVALID_KEY', TypeError));
+  assert.equal(c.size, 2, 'nothing was deleted');
+  assert.equal(c.deletePrefix('\ud800\udc00'), 1, 'a well-formed pair is fine');
+  assert.equal(c.get('\ufffdkey'), 1);
+});
+
+test('an invalid constructor ttl is always ERR_INVALID_TTL, as for writes', () => {
+  for (const ttl of [-1, NaN, Infinity, 1e15, 3_153_600_000_001]) {
+    assert.throws(() => new MemoryCache({ ttl }), code('ERR_INVALID_TTL', RangeError), `ttl ${ttl}`);
+  }
+  assert.throws(() => new MemoryCache({ ttl: '5' }), code('ERR_INVALID_TTL', TypeError));
+  const c = new MemoryCache({ ttl: 3_153_600_000_000 });
+  c.set('k', 1);
+  assert.ok(c.ttl('k') > 3e12, '100 years is allowed');
+});
+
+test('maxBytes is capped at 1 GiB, well inside the 4 GiB wasm32 address space', () => {
+  const max = 2 ** 30;
+  const c = new MemoryCache({ maxBytes: max });
+  c.set('k', { v: 1 });
+  assert.equal(c.get('k').v, 1);
+  for (const maxBytes of [max + 1, 2 ** 32 - 1, 2 ** 40]) {
+    assert.throws(() => new MemoryCache({ maxBytes }), (e) => code('ERR_INVALID_OPTION', RangeError)(e) && e.message.includes(String(max)), `maxBytes ${maxBytes}`);
+  }
+});
+
+test('RawCache refuses to grow a scratch buffer past its cap with an error code, not a trap', () => {
+  const { RawCache } = createRequire(import.meta.url)(join(pkg, 'node/bindings_wasm.js'));
+  const raw = new RawCache(NaN, NaN, NaN, '');
+  const cap = raw.valCap();
+  assert.equal(raw.reserveVal(2 ** 32 - 1), -4, 'ERR_VALUE_TOO_LARGE');
+  assert.equal(raw.reserveVal(2 ** 27), -4, 'larger than the largest value');
+  assert.equal(raw.valCap(), cap, 'the buffer is unchanged');
+  assert.equal(raw.reserveKey(2 ** 32 - 1), -4);
+  assert.equal(raw.reserveVal(5_000), 0);
+  assert.ok(raw.valCap() >= 5_000);
+  raw.free();
+  // The package maps the out-of-memory code like every other one.
+  const c = new MemoryCache();
+  c.set('k', 'still usable');
+  assert.equal(c.get('k'), 'still usable');
+});
+
+test('ERR_VALUE_TOO_LARGE: values over maxBytes minus the room kept for a key are refused', () => {
+  // maxBytes 4096 keeps 1024 bytes for a key: values (strings charged 1 + length) up to 3072.
+  const c = new MemoryCache({ maxBytes: 4096 });
+  c.set('a', 'x'.repeat(3071));
+  assert.throws(() => c.set('b', 'x'.repeat(3072)), code('ERR_VALUE_TOO_LARGE', RangeError));
+  assert.throws(() => c.set('b', new Uint8Array(3072)), code('ERR_VALUE_TOO_LARGE', RangeError));
+  c.set('j', ['x'.repeat(3068)]); // 3072 bytes of JSON
+  assert.throws(() => c.set('j', ['x'.repeat(3069)]), code('ERR_VALUE_TOO_LARGE', RangeError));
+  // A namespace's `ns:` prefix is part of the room kept.
+  const n = new MemoryCache({ maxBytes: 4096, namespace: 'ns' });
+  n.set('a', 'x'.repeat(3068));
+  assert.throws(() => n.set('a', 'x'.repeat(3069)), code('ERR_VALUE_TOO_LARGE', RangeError));
+  // Under 2 KiB, half of maxBytes.
+  const s = new MemoryCache({ maxBytes: 1000 });
+  s.set('a', 'x'.repeat(499));
+  assert.throws(() => s.set('a', 'x'.repeat(500)), code('ERR_VALUE_TOO_LARGE', RangeError));
+});
+
 test('free() releases the cache', () => {
   const c = new MemoryCache();
   c.set('k', 'v');
@@ -331,16 +496,66 @@ test('Keyv uses it as a store: get, set with ttl, delete, clear, has, getMany, d
   assert.deepEqual(errors, []);
 });
 
-test('the Keyv adapter emits store errors to Keyv', async () => {
+test('a store failure reaches Keyv once: one error event, set returns false', async () => {
   const store = new KeyvMemoryCache(new MemoryCache({ maxBytes: 1_000 }));
   const keyv = new Keyv({ store });
   const errors = [];
   keyv.on('error', (e) => errors.push(e));
   assert.equal(await keyv.set('big', 'x'.repeat(5_000)), false);
-  assert.ok(errors.length >= 1 && errors.every((e) => e.code === 'ERR_VALUE_TOO_LARGE'));
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].code, 'ERR_VALUE_TOO_LARGE');
+  assert.equal(await keyv.delete('k'.repeat(2_000)), false);
+  assert.equal(errors.length, 2);
+  assert.equal(errors[1].code, 'ERR_KEY_TOO_LONG');
+  // The adapter's own calls reject with the cache's error.
+  await assert.rejects(store.set('big', 'x'.repeat(5_000)), code('ERR_VALUE_TOO_LARGE', RangeError));
+  assert.equal(errors.length, 2, 'the adapter emits nothing itself');
   let onceCalls = 0;
   store.once('ping', () => onceCalls++);
   store.emit('ping');
   store.emit('ping');
   assert.equal(onceCalls, 1);
+});
+
+test('Keyv clear() clears its namespace with useKeyPrefix false as with the default', async () => {
+  const cache = new MemoryCache();
+  const users = new Keyv({ store: new KeyvMemoryCache(cache), namespace: 'users', useKeyPrefix: false });
+  const other = new Keyv({ store: new KeyvMemoryCache(cache), namespace: 'other' });
+  await users.set('a', 1);
+  await other.set('a', 2);
+  assert.equal(await users.get('a'), 1);
+  assert.equal(await other.get('a'), 2, 'namespaces stay apart in a shared cache');
+  assert.deepEqual([...cache.keys()], ['other:a', 'users:a']);
+  await users.clear();
+  assert.equal(await users.get('a'), undefined);
+  assert.equal(await other.get('a'), 2);
+  // Without a namespace on the store, keys are kept as given and clear() clears the cache.
+  const plainStore = new KeyvMemoryCache();
+  const plain = new Keyv({ store: plainStore, useKeyPrefix: false });
+  plainStore.namespace = undefined;
+  await plain.set('a', 1);
+  assert.deepEqual([...plainStore.cache.keys()], ['a']);
+  await plain.clear();
+  assert.equal(plainStore.cache.size, 0);
+});
+
+test('Keyv set with an Infinity ttl stores without expiry', async () => {
+  const store = new KeyvMemoryCache({ ttl: 60_000 });
+  const keyv = new Keyv({ store });
+  assert.equal(await keyv.set('forever', 1, Infinity), true);
+  assert.equal(await keyv.get('forever'), 1);
+  assert.equal(store.cache.ttl('keyv:forever'), Infinity);
+  await keyv.set('default', 1);
+  assert.ok(store.cache.ttl('keyv:default') <= 60_000, 'no ttl: the cache default');
+});
+
+test('the adapter iterates its namespace (Keyv itself wires no iterator for it)', async () => {
+  const store = new KeyvMemoryCache();
+  const keyv = new Keyv({ store, namespace: 'users' });
+  await keyv.set('a', { n: 1 });
+  await new Keyv({ store: new KeyvMemoryCache(store.cache), namespace: 'other' }).set('b', 2);
+  assert.equal(keyv.iterator, undefined);
+  const seen = [];
+  for await (const [key, raw] of store.iterator()) seen.push([key, (await keyv.deserializeData(raw)).value]);
+  assert.deepEqual(seen, [['users:a', { n: 1 }]]);
 });
