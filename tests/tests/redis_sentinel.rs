@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use backend_redis::{NodeAddr, RedisBus, RedisMode, RedisStore};
+use backend_redis::{NodeAddr, RedisBus, RedisConfig, RedisMode, RedisStore};
 use bytes::Bytes;
 use cache_core::{
     BusEvent, CacheStore, ErrorKind, Invalidation, InvalidationBus, InvalidationOp, SetOptions,
@@ -22,6 +22,15 @@ async fn redis_sentinel() -> support::redis::RedisFixture {
 }
 
 cache_conformance::conformance_tests!(redis_sentinel);
+
+/// The config of the shared fixture's store, to vary in one test.
+async fn fixture_config() -> RedisConfig {
+    support::redis::sentinel()
+        .await
+        .redis_store()
+        .config()
+        .clone()
+}
 
 /// Tiered instances on a Sentinel-found master stay coherent through the Redis bus.
 #[test]
@@ -187,11 +196,7 @@ fn store_follows_the_master_after_a_failover() {
 #[test]
 fn a_wrong_sentinel_password_is_an_authentication_error() {
     cache_conformance::block_on(async {
-        let config = support::redis::sentinel()
-            .await
-            .redis_store()
-            .config()
-            .clone();
+        let config = fixture_config().await;
         for password in [None, Some("not-the-sentinel-password")] {
             let mut wrong = config.clone();
             wrong.sentinel_password = password.map(str::to_owned);
@@ -213,11 +218,7 @@ fn a_wrong_sentinel_password_is_an_authentication_error() {
 #[test]
 fn a_sentinel_that_is_down_is_skipped() {
     cache_conformance::block_on(async {
-        let config = support::redis::sentinel()
-            .await
-            .redis_store()
-            .config()
-            .clone();
+        let config = fixture_config().await;
         let RedisMode::Sentinel {
             sentinels,
             master_name,

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::circuit::CircuitBreaker;
 use super::{BusEvent, Invalidation, InvalidationBus, InvalidationOp, Sleeper, random_token};
-use crate::single_flight::{Role, SingleFlight};
+use crate::single_flight::{Leader, Role, SingleFlight};
 use crate::{
     CacheStore, Clock, Codec, Error, ErrorKind, IntoStore, Json, KeyTtl, LocalStore, MAX_TTL,
     Result, SetOptions, SystemClock,
@@ -469,6 +469,14 @@ fn unstamp(raw: &Bytes) -> Option<(u64, Bytes)> {
     (*magic == STAMP_MAGIC).then(|| (u64::from_le_bytes(*expires_at), raw.slice(STAMP..)))
 }
 
+/// What [`Core::join`] found.
+enum Joined<'a, T> {
+    /// A flight's answer, fresh enough for this call.
+    Answered(T),
+    /// This call leads a new flight; L2 is read at this generation.
+    Leads(Leader<'a, (u64, T)>, u64),
+}
+
 fn unavailable(e: &Error) -> bool {
     matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout) || e.is_retryable()
 }
@@ -641,21 +649,39 @@ impl Core {
             L1Lookup::Stale(value) => Some(value),
             L1Lookup::Miss => None,
         };
+        let (leader, generation) = match self.join(&self.reads, key).await {
+            Joined::Answered(result) => return result,
+            Joined::Leads(leader, generation) => (leader, generation),
+        };
+        let result = traced!(
+            self.read_through(key, stale, generation),
+            tracing::debug_span!("tiered.get", key)
+        );
+        leader.finish(|| (generation, result.clone()));
+        result
+    }
+
+    /// Joins the flight of `key` in `flights`: the answer of one that read L2 after every
+    /// invalidation this call has seen, or the lead of a new one, with the generation read before
+    /// its L2 read.
+    async fn join<'a, T: Clone>(
+        &self,
+        flights: &'a SingleFlight<(u64, T)>,
+        key: &'a str,
+    ) -> Joined<'a, T> {
         let started = self.generation.load(Ordering::SeqCst);
         loop {
-            let leader = match self.reads.join(key).await {
-                Role::Follower((read_at, result)) if read_at >= started => return result,
+            match flights.join(key).await {
+                Role::Follower((read_at, answer)) if read_at >= started => {
+                    return Joined::Answered(answer);
+                }
                 // That flight read L2 before an invalidation this call saw: wait for the next one.
-                Role::Follower(_) => continue,
-                Role::Leader(leader) => leader,
-            };
-            let generation = self.generation.load(Ordering::SeqCst);
-            let result = traced!(
-                self.read_through(key, stale, generation),
-                tracing::debug_span!("tiered.get", key)
-            );
-            leader.finish(|| (generation, result.clone()));
-            return result;
+                Role::Follower(_) => {}
+                Role::Leader(leader) => {
+                    let generation = self.generation.load(Ordering::SeqCst);
+                    return Joined::Leads(leader, generation);
+                }
+            }
         }
     }
 
@@ -710,22 +736,16 @@ impl Core {
             L1Lookup::Stale(value) => Some(value),
             L1Lookup::Miss => None,
         };
-        let started = self.generation.load(Ordering::SeqCst);
-        loop {
-            let leader = match self.loads.join(key).await {
-                Role::Follower((read_at, result)) if read_at >= started => return result,
-                // That flight read L2 before an invalidation this call saw: wait for the next one.
-                Role::Follower(_) => continue,
-                Role::Leader(leader) => leader,
-            };
-            let generation = self.generation.load(Ordering::SeqCst);
-            let result = traced!(
-                self.load_through(key, ttl, stale, loader, generation),
-                tracing::debug_span!("tiered.get_or_load", key)
-            );
-            leader.finish(|| (generation, result.clone()));
-            return result;
-        }
+        let (leader, generation) = match self.join(&self.loads, key).await {
+            Joined::Answered(result) => return result,
+            Joined::Leads(leader, generation) => (leader, generation),
+        };
+        let result = traced!(
+            self.load_through(key, ttl, stale, loader, generation),
+            tracing::debug_span!("tiered.get_or_load", key)
+        );
+        leader.finish(|| (generation, result.clone()));
+        result
     }
 
     /// Reads L2, then runs the loader, on an L1 miss; `generation` was read before the L2 read.
