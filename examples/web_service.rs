@@ -51,8 +51,9 @@ pub struct Product {
     pub stock: i64,
 }
 
-/// The slow, authoritative store the cache protects. It remembers the largest fencing token that
-/// wrote each product and rejects writes with a smaller one (a holder whose lock lease expired).
+/// The slow, authoritative store the cache protects. For each product it remembers the largest
+/// fencing token that read it for an update, and refuses a read or write with a smaller one: a holder
+/// whose lock lease expired cannot write over the update of the holder after it.
 #[derive(Debug, Default)]
 pub struct Database {
     rows: Mutex<HashMap<u64, (Product, u64)>>,
@@ -82,6 +83,20 @@ impl Database {
         self.rows.lock().get(&id).map(|(p, _)| p.clone())
     }
 
+    /// Reads a product for an update by the holder of `fence`; `Ok(None)`: no such product.
+    async fn read_for_update(&self, id: u64, fence: u64) -> Result<Option<Product>, &'static str> {
+        let product = self.read(id).await;
+        let mut rows = self.rows.lock();
+        let Some(row) = rows.get_mut(&id) else {
+            return Ok(None);
+        };
+        if fence < row.1 {
+            return Err("stale fencing token");
+        }
+        row.1 = fence;
+        Ok(product)
+    }
+
     fn write(&self, product: Product, fence: u64) -> Result<(), &'static str> {
         let mut rows = self.rows.lock();
         let row = rows.get_mut(&product.id).ok_or("no such product")?;
@@ -104,8 +119,14 @@ pub struct AppState {
 
 /// What the service is built from.
 pub struct Settings {
-    /// The shared store: L2 of the product cache, and home of locks and rate limits.
+    /// L2 of the product cache.
     pub shared: Arc<dyn CacheStore>,
+    /// Where rate limits are counted; a store of their own on memory, so that cached products
+    /// cannot evict a client's count.
+    pub limits: Arc<dyn CacheStore>,
+    /// Where locks live: a store that must not evict them (see `LockManager`); on Redis, run it with
+    /// `maxmemory-policy noeviction`.
+    pub locks: Arc<dyn CacheStore>,
     /// The bus that keeps instances' L1s coherent.
     pub bus: Arc<dyn InvalidationBus>,
     /// Requests per client per `rate_period`.
@@ -121,6 +142,9 @@ impl Settings {
     pub fn memory() -> Self {
         Settings {
             shared: Arc::new(MemoryStore::new()),
+            limits: Arc::new(MemoryStore::builder().max_entries(100_000).build()),
+            // Two keys per product locked; far more room than the catalogue needs, so nothing is evicted.
+            locks: Arc::new(MemoryStore::builder().max_entries(100_000).build()),
             bus: Arc::new(InProcessBus::default()),
             rate_limit: 20,
             rate_period: Duration::from_secs(1),
@@ -143,13 +167,13 @@ pub async fn app(settings: Settings) -> Result<Router, Error> {
     tokio::spawn(products.listen().await?.run());
     let state = AppState {
         products,
-        limiter: RateLimiter::builder(settings.shared.clone())
+        limiter: RateLimiter::builder(settings.limits)
             .namespace("rl:web")
             .limit(settings.rate_limit)
             .period(settings.rate_period)
             .algorithm(RateLimitAlgorithm::Gcra)
             .build(),
-        locks: LockManager::builder(settings.shared)
+        locks: LockManager::builder(settings.locks)
             .lease(Duration::from_secs(5))
             .sleeper(tokio::time::sleep)
             .build(),
@@ -178,6 +202,9 @@ impl IntoResponse for AppError {
     }
 }
 
+/// The longest `x-client-id` accepted: ids are limiter keys, which have a length limit.
+const MAX_CLIENT_ID: usize = 128;
+
 async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let client = request
         .headers()
@@ -185,10 +212,18 @@ async fn rate_limit(State(state): State<AppState>, request: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("anonymous")
         .to_owned();
+    if client.len() > MAX_CLIENT_ID {
+        return AppError(
+            StatusCode::BAD_REQUEST,
+            format!("x-client-id is longer than {MAX_CLIENT_ID} bytes"),
+        )
+        .into_response();
+    }
     let decision = match state.limiter.check(&client).await {
         Ok(decision) => decision,
         // The limiter's store is down: serve rather than lock everyone out.
-        Err(_) => return next.run(request).await,
+        Err(e) if e.is_retryable() => return next.run(request).await,
+        Err(e) => return AppError::from(e).into_response(),
     };
     if !decision.allowed {
         let seconds = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
@@ -243,33 +278,43 @@ async fn update_stock(
         .acquire(&format!("stock:{id}"), Duration::from_secs(5))
         .await?
         .ok_or_else(|| AppError(StatusCode::SERVICE_UNAVAILABLE, "stock is busy".into()))?;
+    let fence = guard.fencing_token();
     let result = async {
+        let stale = |e: &str| AppError(StatusCode::CONFLICT, e.into());
         let mut product = state
             .db
-            .read(id)
+            .read_for_update(id, fence)
             .await
+            .map_err(stale)?
             .ok_or_else(|| AppError(StatusCode::NOT_FOUND, format!("no product {id}")))?;
-        if product.stock + change.delta < 0 {
+        let stock = product
+            .stock
+            .checked_add(change.delta)
+            .ok_or_else(|| AppError(StatusCode::BAD_REQUEST, "delta out of range".into()))?;
+        if stock < 0 {
             return Err(AppError(
                 StatusCode::CONFLICT,
                 format!("only {} in stock", product.stock),
             ));
         }
-        product.stock += change.delta;
-        state
-            .db
-            .write(product.clone(), guard.fencing_token())
-            .map_err(|e| AppError(StatusCode::CONFLICT, e.into()))?;
-        // Write-through: every instance drops its L1 copy and reads the new stock.
-        state
+        product.stock = stock;
+        state.db.write(product.clone(), fence).map_err(stale)?;
+        // Committed: from here on, failures are logged, not reported as a failed update (a retry
+        // would apply it twice). Write-through: every instance drops its L1 copy.
+        if let Err(e) = state
             .products
             .set(&id.to_string(), &Some(product.clone()))
-            .await?;
+            .await
+        {
+            eprintln!("product {id}: cache write-through failed ({e}); L1 copies were dropped");
+        }
         Ok(Json(product))
     }
     .await;
     // Released on every path; if this task died instead, the 5 s lease would free the lock.
-    guard.release().await?;
+    if let Err(e) = guard.release().await {
+        eprintln!("stock:{id}: lock release failed ({e}); the lease frees it");
+    }
     result
 }
 
@@ -283,9 +328,16 @@ async fn stats(State(state): State<AppState>) -> Json<serde_json::Value> {
 /// Memory by default; Redis for the shared store and the bus when `REDIS_URL` is set.
 async fn settings_from_env() -> Result<Settings, Error> {
     let mut settings = Settings::memory();
-    if let Ok(url) = std::env::var("REDIS_URL") {
+    if let Some(url) = std::env::var("REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    {
         let config = backend_redis::RedisConfig::from_url(&url)?;
-        settings.shared = Arc::new(backend_redis::RedisStore::connect(config.clone()).await?);
+        let redis: Arc<dyn CacheStore> =
+            Arc::new(backend_redis::RedisStore::connect(config.clone()).await?);
+        settings.shared = redis.clone();
+        settings.limits = redis.clone();
+        settings.locks = redis;
         settings.bus = Arc::new(backend_redis::RedisBus::connect(&config, "web_service").await?);
         println!(
             "using Redis at {}",
@@ -298,9 +350,10 @@ async fn settings_from_env() -> Result<Settings, Error> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    let router = app(settings_from_env().await?).await?;
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(settings_from_env().await?).await?).await?;
+    axum::serve(listener, router).await?;
     Ok(())
 }
 
@@ -426,6 +479,43 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_requests_get_4xx_and_leave_the_service_working() {
+        let addr = serve(Settings::memory()).await;
+        // A client id too long to be a limiter key is refused, not let through unlimited.
+        let long = "x".repeat(MAX_CLIENT_ID + 1);
+        assert_eq!(
+            request(addr, "GET", "/products/1", &long, "").await.status,
+            400
+        );
+        // A delta that overflows the stock is refused, and the lock is free again at once.
+        let max = format!(r#"{{"delta":{}}}"#, i64::MAX);
+        let overflow = request(addr, "POST", "/products/1/stock", "a", &max).await;
+        assert_eq!(overflow.status, 400);
+        let started = std::time::Instant::now();
+        let next = request(addr, "POST", "/products/1/stock", "a", r#"{"delta":-1}"#).await;
+        assert_eq!(next.status, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "waited for the lease"
+        );
+    }
+
+    /// The fencing token guards the read too: a holder whose lease expired after it read cannot
+    /// write over the update of the holder that came after it.
+    #[tokio::test]
+    async fn a_stale_holder_cannot_write_over_a_newer_one() {
+        let db = Database::seeded();
+        let mut late = db.read_for_update(1, 7).await.unwrap().unwrap();
+        let mut next = db.read_for_update(1, 8).await.unwrap().unwrap();
+        late.stock -= 1;
+        next.stock -= 1;
+        assert_eq!(db.write(late, 7), Err("stale fencing token"));
+        assert_eq!(db.write(next, 8), Ok(()));
+        assert_eq!(db.read_for_update(1, 7).await, Err("stale fencing token"));
+        assert_eq!(db.read(1).await.unwrap().stock, 99);
+    }
+
     /// A `redis-server` on a free port of 127.0.0.1, killed on drop.
     struct LocalRedis(std::process::Child);
 
@@ -475,12 +565,15 @@ mod tests {
         let db = Arc::new(Database::seeded());
         let mut addrs = Vec::new();
         for _ in 0..2 {
+            let redis: Arc<dyn CacheStore> = Arc::new(
+                backend_redis::RedisStore::connect(config.clone())
+                    .await
+                    .unwrap(),
+            );
             let settings = Settings {
-                shared: Arc::new(
-                    backend_redis::RedisStore::connect(config.clone())
-                        .await
-                        .unwrap(),
-                ),
+                shared: redis.clone(),
+                limits: redis.clone(),
+                locks: redis,
                 bus: Arc::new(
                     backend_redis::RedisBus::connect(&config, "web")
                         .await
