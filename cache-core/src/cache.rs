@@ -17,8 +17,10 @@ use crate::{CacheStats, CacheStore, Codec, Error, Json, Result, SetOptions};
 /// A typed cache over any [`CacheStore`]: a namespace, a default TTL and a [`Codec`].
 ///
 /// Keys are prefixed with `"{namespace}:"`, so caches with different namespaces on one store never
-/// see each other's entries (a namespace `"a"` does contain the nested namespace `"a:b"`). Cloning is
-/// cheap and clones share stats and in-flight loads.
+/// see each other's entries, except that namespaces nest: namespace `"a"` contains namespace
+/// `"a:b"`, whose key `"1"` it reads as `"b:1"`, and whose entries its [`clear`](Self::clear)
+/// deletes. Give unrelated caches namespaces that do not nest. Cloning is cheap and clones share stats
+/// and in-flight loads.
 ///
 /// ```
 /// # futures::executor::block_on(async {
@@ -187,7 +189,7 @@ impl<C: Codec> Cache<C> {
     /// stored entry is left untouched.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.track(async {
-            let full = self.full_key(key);
+            let full = self.full_key(key)?;
             let found = self.inner.store.get(&full).await?;
             self.count_lookups(found.is_some() as u64, found.is_none() as u64);
             found.map(|bytes| self.decode(key, &bytes)).transpose()
@@ -198,7 +200,10 @@ impl<C: Codec> Cache<C> {
     /// Reads many values; one slot per key, in order.
     pub async fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
         self.track(async {
-            let full: Vec<String> = keys.iter().map(|k| self.full_key(k)).collect();
+            let full = keys
+                .iter()
+                .map(|k| self.full_key(k))
+                .collect::<Result<Vec<_>>>()?;
             let refs: Vec<&str> = full.iter().map(String::as_str).collect();
             let found = self.inner.store.get_many(&refs).await?;
             let hits = found.iter().filter(|v| v.is_some()).count() as u64;
@@ -227,7 +232,11 @@ impl<C: Codec> Cache<C> {
             let bytes = self.encode(key, value)?;
             self.inner
                 .store
-                .set(&self.full_key(key), bytes, SetOptions::new().maybe_ttl(ttl))
+                .set(
+                    &self.full_key(key)?,
+                    bytes,
+                    SetOptions::new().maybe_ttl(ttl),
+                )
                 .await?;
             StatsCounters::add(&self.inner.stats.sets, 1);
             Ok(())
@@ -240,7 +249,7 @@ impl<C: Codec> Cache<C> {
         self.track(async {
             let encoded = entries
                 .iter()
-                .map(|(key, value)| Ok((self.full_key(key), self.encode(key, value)?)))
+                .map(|(key, value)| Ok((self.full_key(key)?, self.encode(key, value)?)))
                 .collect::<Result<Vec<_>>>()?;
             let refs: Vec<(&str, Bytes)> = encoded
                 .iter()
@@ -259,7 +268,7 @@ impl<C: Codec> Cache<C> {
     /// Deletes a key; returns whether it existed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         self.track(async {
-            let existed = self.inner.store.delete(&self.full_key(key)).await?;
+            let existed = self.inner.store.delete(&self.full_key(key)?).await?;
             StatsCounters::add(&self.inner.stats.deletes, existed as u64);
             Ok(existed)
         })
@@ -277,7 +286,7 @@ impl<C: Codec> Cache<C> {
         self.track(
             self.inner
                 .store
-                .incr_by(&self.full_key(key), delta, ttl_on_create),
+                .incr_by(&self.full_key(key)?, delta, ttl_on_create),
         )
         .await
     }
@@ -317,7 +326,7 @@ impl<C: Codec> Cache<C> {
         E: Into<Box<dyn StdError + Send + Sync>>,
     {
         self.track(async {
-            let full = self.full_key(key);
+            let full = self.full_key(key)?;
             if let Some(bytes) = self.inner.store.get(&full).await? {
                 self.count_lookups(1, 0);
                 return self.decode(key, &bytes);
@@ -381,7 +390,7 @@ impl<C: Codec> Cache<C> {
         Ok((bytes, value))
     }
 
-    fn full_key(&self, key: &str) -> String {
+    fn full_key(&self, key: &str) -> Result<String> {
         crate::codec::prefixed(&self.inner.prefix, key)
     }
 

@@ -98,9 +98,13 @@ pub(crate) fn decode_for<C: Codec, T: DeserializeOwned>(
 }
 
 /// `prefix` followed by `key`, in one allocation.
-pub(crate) fn prefixed(prefix: &str, key: &str) -> String {
+pub(crate) fn prefixed(prefix: &str, key: &str) -> Result<String> {
+    // The store would accept `"{namespace}:"`, an empty key under a namespace: refuse it here.
+    if key.is_empty() {
+        return Err(Error::new(ErrorKind::InvalidKey, "key is empty"));
+    }
     let mut full = String::with_capacity(prefix.len() + key.len());
     full.push_str(prefix);
     full.push_str(key);
-    full
+    Ok(full)
 }

@@ -131,7 +131,11 @@ pub struct ScanPage {
 ///   [`MAX_TTL`](crate::MAX_TTL) is [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument).
 /// - An entry whose TTL has passed is indistinguishable from an absent one.
 /// - A miss is `Ok(None)`, never an error.
-/// - Single-key operations are atomic and linearizable.
+/// - Single-key operations are atomic and linearizable (on Redis: per master; a failover may lose
+///   the last writes that had not reached the replica).
+/// - A store whose [`Capabilities::evicts`](crate::Capabilities::evicts) is set may drop any entry
+///   to stay within its bounds; the guarantees that a key "reads back" its value below hold until
+///   then.
 ///
 /// The trait is object safe: stores are usually held as `Arc<dyn CacheStore>`.
 #[async_trait]

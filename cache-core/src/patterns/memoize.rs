@@ -20,7 +20,10 @@ const MAX_INLINE_ARGS: usize = 256;
 ///
 /// The key is `"{name}:{args as JSON}"` inside the cache's namespace, or `"{name}:#{hash}"` for
 /// arguments longer than 256 bytes of JSON. Errors are not cached. Two memoized functions must not
-/// share a name in one namespace.
+/// share a name in one namespace. Arguments that JSON writes alike share a result: serde_json writes
+/// `NaN`, the infinities and `None` all as `null`. The hash of long arguments (128-bit FNV-1a) keeps
+/// apart arguments that differ by accident, not ones chosen to collide: do not memoize on arguments
+/// an attacker picks when a shared result would leak or poison data.
 ///
 /// ```
 /// # futures::executor::block_on(async {

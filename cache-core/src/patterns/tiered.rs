@@ -950,7 +950,7 @@ impl<C: Codec> TieredCache<C> {
         if self.core.prefix.is_empty() {
             return self.core.get(key).await;
         }
-        self.core.get(&self.full_key(key)).await
+        self.core.get(&self.full_key(key)?).await
     }
 
     /// Writes raw bytes to L2 and L1 and announces the change; `ttl: None` uses the default TTL.
@@ -958,13 +958,13 @@ impl<C: Codec> TieredCache<C> {
     /// connection), the L1 copy is dropped and the change is announced; otherwise L1 is left as it
     /// was.
     pub async fn set_bytes(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        self.core.set(&self.full_key(key), value, ttl).await
+        self.core.set(&self.full_key(key)?, value, ttl).await
     }
 
     /// Reads and decodes a value: L1, then L2. A miss is `Ok(None)`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.core
-            .get(&self.full_key(key))
+            .get(&self.full_key(key)?)
             .await?
             .map(|bytes| self.decode(key, &bytes))
             .transpose()
@@ -984,13 +984,13 @@ impl<C: Codec> TieredCache<C> {
         ttl: Option<Duration>,
     ) -> Result<()> {
         let bytes = self.encode(key, value)?;
-        self.core.set(&self.full_key(key), bytes, ttl).await
+        self.core.set(&self.full_key(key)?, bytes, ttl).await
     }
 
     /// Deletes a key from L2 and L1, and announces it; returns whether it existed in L2. The L1 copy is
     /// dropped even if L2 fails.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        self.core.delete(&self.full_key(key)).await
+        self.core.delete(&self.full_key(key)?).await
     }
 
     /// Deletes every key of the namespace (of the whole L2 store if there is no namespace) from both
@@ -1019,7 +1019,7 @@ impl<C: Codec> TieredCache<C> {
     {
         let bytes = self
             .core
-            .get_or_load(&self.full_key(key), ttl, || async {
+            .get_or_load(&self.full_key(key)?, ttl, || async {
                 let value = loader().await.map_err(|e| Error::loader_failed(key, e))?;
                 self.encode(key, &value)
             })
@@ -1027,7 +1027,7 @@ impl<C: Codec> TieredCache<C> {
         self.decode(key, &bytes)
     }
 
-    fn full_key(&self, key: &str) -> String {
+    fn full_key(&self, key: &str) -> Result<String> {
         crate::codec::prefixed(&self.core.prefix, key)
     }
 

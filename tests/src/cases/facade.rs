@@ -50,7 +50,8 @@ async fn release_when_all_missed(cache: &Cache, gate: oneshot::Sender<()>) {
     let _ = gate.send(());
 }
 
-/// Cache: caches with different namespaces on one store never see (or clear) each other's entries.
+/// Cache: caches with different namespaces on one store never see (or clear) each other's entries,
+/// and an empty key is refused under a namespace too.
 pub async fn namespaces_are_isolated(ctx: &Ctx) {
     let users = cache(ctx, "users");
     let orders = cache(ctx, "orders");
@@ -92,6 +93,13 @@ pub async fn namespaces_are_isolated(ctx: &Ctx) {
     assert!(!orders.delete("missing").await.unwrap());
     assert!(orders.delete("1").await.unwrap());
     assert_eq!(user.get::<bool>("1").await.unwrap(), Some(true));
+
+    // An empty key is refused under a namespace too, though "users:" would be a valid store key.
+    let empty = users.set("", &1u32).await.unwrap_err();
+    assert_eq!(empty.kind(), ErrorKind::InvalidKey, "{empty}");
+    let empty = users.get::<u32>("").await.unwrap_err();
+    assert_eq!(empty.kind(), ErrorKind::InvalidKey, "{empty}");
+    assert_eq!(keys_in_ns(ctx).await.len(), 1, "an empty key was written");
 }
 
 /// Cache: typed values (single and batched) round-trip through the codec and the store.
