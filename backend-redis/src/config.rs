@@ -206,7 +206,10 @@ impl RedisConfig {
     }
 
     /// Parses a standalone URL: `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for
-    /// TLS. Everything else keeps its default.
+    /// TLS. Everything else keeps its default. URL options that other clients read (a `?query`
+    /// such as `?protocol=resp3`, a `#fragment` such as `#insecure`) are rejected with
+    /// [`ErrorKind::Config`] rather than ignored, and so is a config that
+    /// [`RedisConfigBuilder::build`] would refuse (a negative db, say).
     ///
     /// ```
     /// use backend_redis::RedisConfig;
@@ -220,6 +223,7 @@ impl RedisConfig {
     pub fn from_url(url: &str) -> Result<Self> {
         let mut config = RedisConfig::default();
         config.apply_url(url)?;
+        config.validate()?;
         Ok(config)
     }
 
@@ -246,6 +250,41 @@ impl RedisConfig {
         };
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
             return Err(bad("the scheme must be redis:// or rediss://"));
+        }
+        // redis-rs would read these and this crate would then ignore them; say so instead. A raw
+        // `#` or `?` cannot be part of the user name or password (they must be percent-encoded).
+        let (rest, fragment) = match url.split_once('#') {
+            Some((rest, fragment)) => (rest, Some(fragment)),
+            None => (url, None),
+        };
+        if let Some(fragment) = fragment {
+            let why = if fragment == "insecure" {
+                "the #insecure fragment is not supported: certificate checks stay on; trust a \
+                 private CA with RedisConfigBuilder::tls_ca_cert_pem"
+                    .to_owned()
+            } else {
+                // Not echoed: it may be the end of a password with a raw `#` in it.
+                "a URL fragment (#...) is not supported; a '#' in a password must be written %23"
+                    .to_owned()
+            };
+            return Err(bad(&why));
+        }
+        if let Some((_, query)) = rest.split_once('?') {
+            // Only names that look like option names are echoed: the rest may be the end of a
+            // password with a raw `?` in it.
+            let names = query
+                .split('&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
+                .map(|name| {
+                    let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                    if plain { name } else { "(not shown)" }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(bad(&format!(
+                "URL query options are not supported, got: {names}; use RedisConfigBuilder"
+            )));
         }
         let info = url
             .into_connection_info()
@@ -528,6 +567,33 @@ mod tests {
             c.mode,
             RedisMode::Standalone(NodeAddr::new("localhost", 6379))
         );
+    }
+
+    #[test]
+    fn url_options_that_would_be_ignored_are_rejected() {
+        for (url, named) in [
+            ("rediss://:secret@host/#insecure", "#insecure"),
+            ("redis://host#foo", "fragment"),
+            ("redis://:pa#secret@host", "%23"),
+            ("redis://:pa?secret@host", "not shown"),
+            ("redis://:secret@host?protocol=resp3", "protocol"),
+            ("redis://host/0?protocol=resp3&db=2", "protocol, db"),
+        ] {
+            let e = RedisConfig::from_url(url).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{url}");
+            assert!(e.to_string().contains(named), "{url}: {e}");
+            assert!(!e.to_string().contains("secret"), "{url}: {e}");
+            let e = RedisConfig::builder().url(url).build().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{url}");
+        }
+    }
+
+    #[test]
+    fn url_with_a_negative_db_is_rejected_at_parse_time() {
+        let e = RedisConfig::from_url("redis://h/-1").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("db must not be negative"), "{e}");
+        assert_eq!(RedisConfig::from_url("redis://h/2").unwrap().db, 2);
     }
 
     #[test]

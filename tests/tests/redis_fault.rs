@@ -1,5 +1,7 @@
 //! Restarting Redis under load: while it is down every call fails fast with a retryable error, the
 //! store recovers by itself once it is back, and what is written afterwards reads back intact.
+//! The invalidation bus notices subscriptions that died silently, skips nodes that never answer,
+//! and keeps publishing when its Cluster node dies.
 //! Part of `cargo xtask conformance --backend redis`.
 
 mod support;
@@ -9,10 +11,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use backend_redis::{RedisConfig, RedisStore};
+use backend_redis::{NodeAddr, RedisBus, RedisConfig, RedisStore, RetryPolicy};
 use bytes::Bytes;
-use cache_core::{CacheStore, ErrorKind, SetOptions};
-use support::redis::{Launcher, launch_standalone, with_test_settings};
+use cache_core::{
+    BusEvent, CacheStore, ErrorKind, Invalidation, InvalidationBus, InvalidationOp, SetOptions,
+};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use support::redis::{Launcher, launch_cluster, launch_standalone, with_test_settings};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 const TASKS: usize = 16;
 const KEYS_PER_TASK: usize = 50;
@@ -182,5 +190,266 @@ fn store_recovers_after_redis_restarts_under_load() {
             );
         }
         store.clear("fault:").await.unwrap();
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The invalidation bus under network faults.
+
+/// How long a bus may take to notice a fault and recover; generous for a loaded 2-core machine.
+const BUS_DEADLINE: Duration = Duration::from_secs(15);
+
+fn invalidation(key: &str) -> Invalidation {
+    Invalidation::new("fault-test", InvalidationOp::Set, key)
+}
+
+/// Waits until `events` yields a Resync (skipping messages) before `deadline`; panics with `what`.
+async fn wait_for_resync(events: &mut BoxStream<'static, BusEvent>, deadline: Instant, what: &str) {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.next()).await {
+            Ok(Some(BusEvent::Resync)) => return,
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("{what}: the bus stream ended"),
+            Err(_) => panic!("{what}: no Resync within {BUS_DEADLINE:?}"),
+        }
+    }
+}
+
+/// Publishes `key` through `publisher` until `events` hears it, before `deadline` (a publish may
+/// race a resubscription); panics with `what`.
+async fn wait_for_message(
+    publisher: &RedisBus,
+    events: &mut BoxStream<'static, BusEvent>,
+    key: &str,
+    deadline: Instant,
+    what: &str,
+) {
+    loop {
+        assert!(Instant::now() < deadline, "{what}: never heard {key:?}");
+        publisher.publish(&invalidation(key)).await.unwrap();
+        let wait =
+            Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now()));
+        if let Ok(Some(BusEvent::Message(m))) = tokio::time::timeout(wait, events.next()).await {
+            if m.key == key {
+                return;
+            }
+        }
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream`. `freeze` makes every connection open so far
+/// go silent, as when the server's host dies: nothing more is forwarded either way, and nothing is
+/// closed. Connections made later are forwarded normally (the host came back).
+struct Proxy {
+    port: u16,
+    connections: Arc<std::sync::Mutex<Vec<Arc<AtomicBool>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(std::sync::Mutex::new(Vec::<Arc<AtomicBool>>::new()));
+        let registry = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    continue;
+                };
+                let frozen = Arc::new(AtomicBool::new(false));
+                registry.lock().unwrap().push(frozen.clone());
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(Self::pump(client_read, server_write, frozen.clone()));
+                tokio::spawn(Self::pump(server_read, client_write, frozen));
+            }
+        });
+        Proxy { port, connections }
+    }
+
+    /// Copies `from` to `to` until either ends, or until frozen: then it holds both halves open
+    /// and forwards nothing, for ever.
+    async fn pump(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        frozen: Arc<AtomicBool>,
+    ) {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let read = from.read(&mut buf).await;
+            if frozen.load(Ordering::SeqCst) {
+                let _held = (from, to);
+                std::future::pending::<()>().await;
+                return;
+            }
+            match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn freeze(&self) {
+        for frozen in self.connections.lock().unwrap().iter() {
+            frozen.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A subscription whose server side vanished without FIN or RST is noticed (by its idle PING),
+/// replaced, and reported with a Resync; messages flow again afterwards.
+#[test]
+fn bus_resyncs_when_its_subscription_goes_silent() {
+    cache_conformance::block_on(async {
+        let launcher = Launcher::detect();
+        let (_server, port) = launch_standalone(&launcher).await;
+        let proxy = Proxy::start(port).await;
+        let config = |port| {
+            with_test_settings(
+                RedisConfig::builder()
+                    .standalone("127.0.0.1", port)
+                    .build()
+                    .unwrap(),
+            )
+        };
+        let via_proxy = config(proxy.port);
+        let mut direct = config(port);
+        direct.key_prefix = via_proxy.key_prefix.clone();
+        let subscriber = RedisBus::connect(&via_proxy, "silent").await.unwrap();
+        let publisher = RedisBus::connect(&direct, "silent").await.unwrap();
+        let mut events = subscriber.subscribe().await.unwrap();
+        let deadline = Instant::now() + BUS_DEADLINE;
+        wait_for_message(
+            &publisher,
+            &mut events,
+            "before",
+            deadline,
+            "before the freeze",
+        )
+        .await;
+
+        proxy.freeze();
+        let frozen_at = Instant::now();
+        publisher.publish(&invalidation("lost")).await.unwrap();
+        wait_for_resync(&mut events, frozen_at + BUS_DEADLINE, "after the freeze").await;
+        eprintln!(
+            "silent subscription replaced {:?} after the freeze",
+            frozen_at.elapsed()
+        );
+        let deadline = Instant::now() + BUS_DEADLINE;
+        wait_for_message(
+            &publisher,
+            &mut events,
+            "after",
+            deadline,
+            "after the Resync",
+        )
+        .await;
+    });
+}
+
+/// Accepts TCP connections on 127.0.0.1 and never answers nor closes them.
+async fn silent_node() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    port
+}
+
+/// A node that accepts TCP and never answers, listed first, costs subscribe() its timeouts only: it
+/// moves on to the next node.
+#[test]
+fn bus_subscribe_skips_a_node_that_never_answers() {
+    cache_conformance::block_on(async {
+        let launcher = Launcher::detect();
+        let (_server, port) = launch_standalone(&launcher).await;
+        let silent = silent_node().await;
+        // Cluster mode, so the bus has a list of nodes to try in turn; any node serves pub/sub.
+        let config = with_test_settings(
+            RedisConfig::builder()
+                .cluster([
+                    NodeAddr::new("127.0.0.1", silent),
+                    NodeAddr::new("127.0.0.1", port),
+                ])
+                .retry(RetryPolicy::new(
+                    0,
+                    Duration::from_millis(10),
+                    Duration::from_millis(50),
+                ))
+                .build()
+                .unwrap(),
+        );
+        let bus = tokio::time::timeout(BUS_DEADLINE, RedisBus::connect(&config, "skip"))
+            .await
+            .expect("RedisBus::connect hung on the silent node")
+            .unwrap();
+        let started = Instant::now();
+        let mut events = tokio::time::timeout(BUS_DEADLINE, bus.subscribe())
+            .await
+            .expect("subscribe() hung on the silent node")
+            .unwrap();
+        eprintln!("subscribed past the silent node in {:?}", started.elapsed());
+        let deadline = Instant::now() + BUS_DEADLINE;
+        wait_for_message(&bus, &mut events, "hello", deadline, "after subscribing").await;
+    });
+}
+
+/// In Cluster mode, when the node the publisher uses dies, publishing moves to another node: the
+/// first publish after the subscriber resynced succeeds and is heard.
+#[test]
+fn bus_publisher_moves_off_a_dead_cluster_node() {
+    cache_conformance::block_on(async {
+        let launcher = Launcher::detect();
+        let (mut servers, ports) = launch_cluster(&launcher).await;
+        let config = with_test_settings(
+            RedisConfig::builder()
+                .cluster(ports.iter().map(|&p| NodeAddr::new("127.0.0.1", p)))
+                .build()
+                .unwrap(),
+        );
+        // Both connect to the first seed node, which is the one that dies.
+        let publisher = RedisBus::connect(&config, "moves").await.unwrap();
+        let subscriber = RedisBus::connect(&config, "moves").await.unwrap();
+        let mut events = subscriber.subscribe().await.unwrap();
+        let deadline = Instant::now() + BUS_DEADLINE;
+        wait_for_message(
+            &publisher,
+            &mut events,
+            "before",
+            deadline,
+            "before the kill",
+        )
+        .await;
+
+        servers[0].stop().await;
+        let killed_at = Instant::now();
+        wait_for_resync(&mut events, killed_at + BUS_DEADLINE, "after the kill").await;
+        // The publisher still holds its connection to the dead node: this publish must move.
+        publisher
+            .publish(&invalidation("after"))
+            .await
+            .expect("the first publish after the node died");
+        loop {
+            let left = (killed_at + BUS_DEADLINE).saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, events.next()).await {
+                Ok(Some(BusEvent::Message(m))) if m.key == "after" => break,
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the bus stream ended"),
+                Err(_) => panic!("the subscriber never heard the publish after the kill"),
+            }
+        }
+        for server in &mut servers {
+            server.kill();
+        }
     });
 }
