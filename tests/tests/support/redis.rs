@@ -557,79 +557,15 @@ pub(crate) async fn standalone() -> RedisFixture {
 
 fn start_cluster(launcher: Launcher) -> EnvFuture {
     Box::pin(async move {
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let mut servers = Vec::new();
-        for &port in &ports {
-            let mut args = base_args(port);
-            args.extend(
-                [
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    &tmp_path(&format!("nodes-{port}.conf")),
-                    "--cluster-node-timeout",
-                    "5000",
-                ]
-                .iter()
-                .map(|s| s.to_string()),
-            );
-            servers.push(
-                launcher
-                    .start(&args, &[], "Ready to accept connections")
-                    .await,
-            );
+        let (servers, ports) = launch_cluster(&launcher).await;
+        let config = RedisConfig::builder()
+            .cluster(ports.iter().map(|&p| NodeAddr::new("127.0.0.1", p)))
+            .build()
+            .expect("a valid config");
+        Env {
+            config,
+            _servers: servers,
         }
-        for &port in &ports {
-            wait_for_ping(port).await;
-        }
-        // Three masters: a third of the slots each, then MEET so they form one cluster.
-        let per = 16384 / 3;
-        for (i, &port) in ports.iter().enumerate() {
-            let client = redis::Client::open(("127.0.0.1", port)).unwrap();
-            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-            let first = i * per;
-            let last = if i == 2 { 16383 } else { (i + 1) * per - 1 };
-            redis::cmd("CLUSTER")
-                .arg("ADDSLOTSRANGE")
-                .arg(first)
-                .arg(last)
-                .exec_async(&mut conn)
-                .await
-                .expect("CLUSTER ADDSLOTSRANGE");
-            if i > 0 {
-                redis::cmd("CLUSTER")
-                    .arg("MEET")
-                    .arg("127.0.0.1")
-                    .arg(ports[0])
-                    .exec_async(&mut conn)
-                    .await
-                    .expect("CLUSTER MEET");
-            }
-        }
-        'wait: for _ in 0..200 {
-            for &port in &ports {
-                let client = redis::Client::open(("127.0.0.1", port)).unwrap();
-                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-                let info: String = redis::cmd("CLUSTER")
-                    .arg("INFO")
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                if !(info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")) {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue 'wait;
-                }
-            }
-            let config = RedisConfig::builder()
-                .cluster(ports.iter().map(|&p| NodeAddr::new("127.0.0.1", p)))
-                .build()
-                .expect("a valid config");
-            return Env {
-                config,
-                _servers: servers,
-            };
-        }
-        panic!("the 3-master cluster on ports {ports:?} never reached cluster_state:ok");
     })
 }
 
@@ -915,8 +851,8 @@ impl RedisFixture {
     }
 }
 
-/// Starts a 3-master Redis Cluster (no replicas) owned by the caller, so a test can stop its
-/// nodes, and waits until every node reports `cluster_state:ok`. Returns the servers and their
+/// Starts a 3-master Redis Cluster (no replicas) owned by the caller (the shared fixture's, or a
+/// test's that stops its nodes), and waits until every node reports `cluster_state:ok`. Returns the servers and their
 /// ports, in seed order.
 pub(crate) async fn launch_cluster(launcher: &Launcher) -> (Vec<Server>, Vec<u16>) {
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -928,7 +864,7 @@ pub(crate) async fn launch_cluster(launcher: &Launcher) -> (Vec<Server>, Vec<u16
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
-                &tmp_path(&format!("owned-nodes-{port}.conf")),
+                &tmp_path(&format!("nodes-{port}.conf")),
                 "--cluster-node-timeout",
                 "5000",
             ]
