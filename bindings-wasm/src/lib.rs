@@ -631,7 +631,10 @@ impl RawCache {
     }
 
     /// Copies `key` into the key buffer and `value` into the value buffer; returns their lengths.
-    /// This is what the JS wrapper does by writing to wasm memory.
+    /// This is what the JS wrapper does by writing to wasm memory (for Rust callers and tests).
+    ///
+    /// # Panics
+    /// If a buffer cannot grow to hold them (over 64 MiB, or memory is full).
     pub fn stage(&mut self, key: &str, value: &[u8]) -> (usize, usize) {
         assert_eq!(self.reserve_key(key.len()), 0, "key too long to stage");
         assert_eq!(self.reserve_val(value.len()), 0, "value too large to stage");
