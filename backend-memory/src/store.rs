@@ -190,8 +190,9 @@ impl MemoryStore {
                 })
             })
             .collect();
-        // The smallest share: an entry must fit whichever shard its key falls in.
-        let shard_max_bytes = config.max_bytes / n;
+        // The smallest share: an entry must fit whichever shard its key falls in. The engine
+        // charges an entry at most 4 GiB.
+        let shard_max_bytes = (config.max_bytes / n).min(u32::MAX as usize);
         // An entry (key plus value) must fit in one shard. Advertise limits that fit together, so that
         // a key of `max_key_len` with a value of `max_value_len` is accepted: the key gets at most half
         // the shard in tiny stores (at least 1 byte), the value what is left.
@@ -243,8 +244,8 @@ impl MemoryStore {
         {
             let shard = cell.shard.read();
             match shard.find(hash, key) {
-                Some(entry) if entry.is_live(&now) => {
-                    entry.touch();
+                Some(entry) if shard.is_live(entry, &now) => {
+                    shard.touch(entry);
                     self.count(&cell.hits);
                     return Ok(Some(f(entry)));
                 }
@@ -322,7 +323,11 @@ impl MemoryStore {
         let (hash, cell) = self.locate(key);
         let now = self.now();
         let mut shard = cell.shard.write();
-        let exists = |shard: &Shard| shard.find(hash, key).is_some_and(|e| e.is_live(&now));
+        let exists = |shard: &Shard| {
+            shard
+                .find(hash, key)
+                .is_some_and(|e| shard.is_live(e, &now))
+        };
         let allowed = match options.condition {
             SetCondition::IfAbsent => !exists(&shard),
             SetCondition::IfPresent => exists(&shard),
@@ -375,11 +380,10 @@ impl MemoryStore {
         self.inner.limits.check_key(key)?;
         let (hash, cell) = self.locate(key);
         let now = self.now();
-        Ok(cell
-            .shard
-            .read()
+        let shard = cell.shard.read();
+        Ok(shard
             .find(hash, key)
-            .is_some_and(|e| e.is_live(&now)))
+            .is_some_and(|e| shard.is_live(e, &now)))
     }
 
     /// The remaining lifetime of a key.
@@ -389,7 +393,7 @@ impl MemoryStore {
         let now = self.now();
         let shard = cell.shard.read();
         Ok(match shard.find(hash, key) {
-            Some(e) if e.is_live(&now) => match e.expires_at {
+            Some(e) if shard.is_live(e, &now) => match shard.expires_at(e) {
                 NEVER => KeyTtl::Persistent,
                 at => KeyTtl::ExpiresIn(Duration::from_millis(at - now.get())),
             },
@@ -414,9 +418,11 @@ impl MemoryStore {
         let (hash, cell) = self.locate(key);
         let now = self.now();
         let mut shard = cell.shard.write();
-        let had_ttl = shard
-            .find_live_mut(hash, key, &now)
-            .is_some_and(|e| e.expires_at != NEVER);
+        let live = shard.find_live_mut(hash, key, &now).is_some();
+        let had_ttl = live
+            && shard
+                .find(hash, key)
+                .is_some_and(|e| shard.expires_at(e) != NEVER);
         if had_ttl {
             shard.set_expiry(hash, key, NEVER, &now);
         }
@@ -431,7 +437,11 @@ impl MemoryStore {
         let now = self.now();
         let mut shard = cell.shard.write();
         let (current, expires_at) = match shard.find_live_mut(hash, key, &now) {
-            Some(entry) => (parse_counter(key, entry.value())?, entry.expires_at),
+            Some(entry) => {
+                let current = parse_counter(key, entry.value())?;
+                let entry = shard.find(hash, key).expect("found just above");
+                (current, shard.expires_at(entry))
+            }
             None => (0, ttl.map_or(NEVER, |ms| now.get().saturating_add(ms))),
         };
         let next = current.checked_add(delta).ok_or_else(|| {
@@ -548,8 +558,8 @@ impl MemoryStore {
             stats.hits += cell.hits.load(Ordering::Relaxed);
             stats.misses += cell.misses.load(Ordering::Relaxed);
             let shard = cell.shard.read();
-            stats.evictions += shard.departures.evicted;
-            stats.expirations += shard.departures.expired;
+            stats.evictions += shard.departures().evicted;
+            stats.expirations += shard.departures().expired;
             stats.entries += shard.len() as u64;
             stats.bytes += shard.bytes() as u64;
         }
@@ -1195,21 +1205,32 @@ mod tests {
     }
 
     #[test]
-    fn weights_near_usize_max_evict_instead_of_overflowing() {
+    fn weights_near_the_entry_cap_evict_instead_of_overflowing() {
+        // The engine charges an entry at most 4 GiB (a `u32`), and the limits say so.
         let store = MemoryStore::builder()
             .max_bytes(usize::MAX)
             .limits(Limits::new(1_024, usize::MAX))
             .shards(1)
             .build();
-        let weight = usize::MAX / 2 + 1;
+        assert_eq!(
+            CacheStore::limits(&store).max_value_len,
+            u32::MAX as usize - 1_024
+        );
+        let err = store.set_weighted("c", Bytes::new(), u32::MAX as usize, SetOptions::new());
+        assert_eq!(err.unwrap_err().kind(), ErrorKind::ValueTooLarge);
+        // Two entries of just over half the byte bound: the second evicts the first.
+        let store = MemoryStore::builder()
+            .max_bytes(u32::MAX as usize)
+            .limits(Limits::new(1_024, usize::MAX))
+            .shards(1)
+            .build();
+        let weight = u32::MAX as usize / 2 + 1;
         let set = |key: &str| store.set_weighted(key, Bytes::new(), weight, SetOptions::new());
         set("a").unwrap();
         set("b").unwrap();
         assert_eq!((store.len(), store.bytes()), (1, 1 + weight));
         assert_eq!(store.stats().evictions, 1);
         assert!(store.exists("b").unwrap());
-        let err = store.set_weighted("c", Bytes::new(), usize::MAX, SetOptions::new());
-        assert_eq!(err.unwrap_err().kind(), ErrorKind::ValueTooLarge);
     }
 
     #[test]
@@ -1227,5 +1248,76 @@ mod tests {
             assert!(store.bytes() <= 4_000);
         }
         assert!(store.stats().evictions >= 900);
+    }
+
+    /// A small random-number generator, so that the sequences are the same on every run.
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn random_operations_keep_table_and_engine_in_step_and_never_read_a_wrong_value() {
+        for seed in 1..=10u64 {
+            let clock = cache_core::ManualClock::new();
+            let store = MemoryStore::builder()
+                .max_entries(64)
+                .max_bytes(3_000)
+                .shards(2)
+                .clock(clock.clone())
+                .build();
+            // The last value written under each key, and when it expires (ms on the clock).
+            let mut model: std::collections::HashMap<String, (Vec<u8>, u64)> = Default::default();
+            let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            for step in 0..4_000 {
+                let r = xorshift(&mut rng);
+                let key = format!("k{}", r % 97);
+                let now = clock.now_millis();
+                let ttl = (r % 3 == 0).then(|| Duration::from_millis(1 + (r >> 8) % 300));
+                match (r >> 4) % 10 {
+                    0..=3 => {
+                        let value = vec![b'v'; (r >> 12) as usize % 90];
+                        store
+                            .set(&key, value.clone(), SetOptions::new().maybe_ttl(ttl))
+                            .unwrap();
+                        let at = ttl.map_or(NEVER, |t| now + t.as_millis() as u64);
+                        model.insert(key, (value, at));
+                    }
+                    4..=6 => {
+                        let got = store.get(&key).unwrap();
+                        if let Some(got) = got {
+                            let (value, at) = &model[&key];
+                            assert_eq!(&got[..], &value[..], "seed {seed} step {step}");
+                            assert!(now < *at, "seed {seed} step {step}: read an expired entry");
+                        }
+                    }
+                    7 => {
+                        store.delete(&key).unwrap();
+                        model.remove(&key);
+                    }
+                    8 => {
+                        let existed = store.exists(&key).unwrap();
+                        if let Ok(n) = store.incr_by(&key, 1, ttl) {
+                            let at = match model.get(&key) {
+                                Some((_, at)) if existed => *at,
+                                _ => ttl.map_or(NEVER, |t| now + t.as_millis() as u64),
+                            };
+                            model.insert(key, (n.to_string().into_bytes(), at));
+                        }
+                    }
+                    _ => clock.advance(Duration::from_millis((r >> 20) % 50)),
+                }
+                for cell in store.inner.shards.iter() {
+                    cell.shard
+                        .read()
+                        .check()
+                        .unwrap_or_else(|e| panic!("seed {seed} step {step}: {e}"));
+                }
+                let stats = store.stats();
+                assert!(stats.entries <= 64 && stats.bytes <= 3_000, "{stats:?}");
+            }
+        }
     }
 }
