@@ -25,11 +25,11 @@ write('lib/api.cjs', `'use strict';\n${api.replace('export function createApi', 
 write('lib/package.json', '{ "type": "module" }\n');
 
 write('web/index.js', `// The web build: browsers, Deno, edge workers. Call \`await init()\` before \`new MemoryCache()\`.
-import wbgInit, { initSync as wbgInitSync, RawCache, wasmMemory } from './bindings_wasm.js';
+import wbgInit, { initSync as wbgInitSync, RawEngine, wasmMemory } from './bindings_wasm.js';
 import { createApi } from '../lib/api.js';
 
 let ready = false;
-export const { MemoryCache, KeyvMemoryCache } = createApi({ RawCache, wasmMemory }, { isReady: () => ready });
+export const { MemoryCache, KeyvMemoryCache } = createApi({ RawEngine, wasmMemory }, { isReady: () => ready });
 
 const plain = (x) => x !== null && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype;
 
@@ -50,10 +50,10 @@ export default init;
 write('web/package.json', '{ "type": "module" }\n');
 
 write('bundler/index.js', `// The bundler build (webpack 5 / Vite with wasm ESM integration): ready on import.
-import { RawCache, wasmMemory } from './bindings_wasm.js';
+import { RawEngine, wasmMemory } from './bindings_wasm.js';
 import { createApi } from '../lib/api.js';
 
-export const { MemoryCache, KeyvMemoryCache } = createApi({ RawCache, wasmMemory });
+export const { MemoryCache, KeyvMemoryCache } = createApi({ RawEngine, wasmMemory });
 /** A no-op here (the module is loaded on import); kept so portable code can always \`await init()\`. */
 export async function init() {}
 export function initSync() {}
@@ -63,16 +63,16 @@ write('bundler/package.json', '{ "type": "module", "sideEffects": ["./bindings_w
 
 write('node/index.cjs', `'use strict';
 // The Node build: the wasm module is loaded synchronously on require.
+// V8 11.3 (Node 20) miscompiles a function that holds an inlined call into wasm together with the
+// lengths of a string and of a typed array, and segfaults on a number reaching it (see the README,
+// "Node 20"). Turning that inlining off before anything is optimized makes the process immune.
+if (/^11\\.3\\./.test(process.versions.v8)) {
+  require('node:v8').setFlagsFromString('--no-turbo-inline-js-wasm-calls');
+}
 const raw = require('./bindings_wasm.js');
 const { createApi } = require('../lib/api.cjs');
 
-// Buffer's UTF-8 codecs beat TextEncoder/TextDecoder on short strings.
-const codec = {
-  view: (buffer) => Buffer.from(buffer),
-  decode: (buf, start, end) => buf.utf8Slice(start, end),
-  encodeInto: (text, buf, start, end) => buf.utf8Write(text, start, end - start),
-};
-const { MemoryCache, KeyvMemoryCache } = createApi(raw, { codec });
+const { MemoryCache, KeyvMemoryCache } = createApi(raw);
 /** A no-op in Node (the module is loaded on require); kept so portable code can always \`await init()\`. */
 async function init() {}
 function initSync() {}

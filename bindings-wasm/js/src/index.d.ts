@@ -1,45 +1,60 @@
 // Types of @cachekit/wasm: the same for the node, web and bundler builds.
 
-/**
- * What a cache can hold. Strings, Uint8Arrays and JSON values round-trip exactly. Strings and
- * Uint8Arrays are kept in the JS heap (a Uint8Array is copied on `set`, and `get` returns a fresh
- * copy); other values are stored as JSON text.
- */
-export type CacheValue =
-  | string
-  | Uint8Array
-  | number
-  | boolean
-  | null
-  | CacheValue[]
-  | { [key: string]: CacheValue | undefined }
-  // Anything JSON.stringify accepts (class instances with toJSON, Dates, …) is stored as its JSON.
-  | object;
+/** Why `dispose` is called: evicted for room, expired, deleted (or cleared), or replaced by a `set`. */
+export type DisposeReason = 'evict' | 'expire' | 'delete' | 'set';
 
-/** Options of `new MemoryCache(options)`. */
-export interface MemoryCacheOptions {
-  /** Most entries held at once; the oldest unpopular ones are evicted (S3-FIFO). Default: 10 000. */
+/** Options of `new MemoryCache(options)`. Any other option throws `ERR_INVALID_OPTION`. */
+export interface MemoryCacheOptions<K extends string = string, V = unknown> {
+  /** Most entries held at once (S3-FIFO evicts the rest). 1 to 2^24 (a JS Map's limit). Default: 10 000. */
   maxEntries?: number;
+  /** lru-cache's name for `maxEntries` (give one of the two). */
+  max?: number;
   /**
-   * Most bytes held at once: UTF-8 keys plus value sizes (a string: 1 + its `length`, in UTF-16
-   * code units; a Uint8Array: 1 + its length; anything else: the UTF-8 length of its JSON).
-   * Default: 64 MiB. At most 1 GiB (2^30), as the wasm32 memory of all caches is at most 4 GiB;
-   * more throws `ERR_INVALID_OPTION`. It also bounds a value: see `ERR_VALUE_TOO_LARGE`.
+   * Most bytes charged at once (see `sizeCalculation`). Default: none (only `maxEntries` bounds
+   * the cache). A whole number from 1 to 2^53 − 1.
    */
   maxBytes?: number;
+  /** lru-cache's name for `maxBytes` (give one of the two). */
+  maxSize?: number;
   /**
    * Default time to live in milliseconds for writes that give none. Default: 0, never expires.
    * Checked like a write's TTL: an invalid one throws `ERR_INVALID_TTL`.
    */
   ttl?: number;
-  /** Prefix (`namespace:`) of every key; `clear()` and `keys()` only see this namespace. */
-  namespace?: string;
+  /**
+   * The size of a value that is not a string or a Uint8Array, a whole number of bytes. Without it
+   * such values are charged their `JSON.stringify` length when the cache has a `maxBytes`, and
+   * nothing otherwise. Strings are charged 1 + `length`, Uint8Arrays 1 + `byteLength`; every key
+   * its `length`.
+   */
+  sizeCalculation?: (value: V, key: K) => number;
+  /** Called with each value that leaves the cache, after it has left. */
+  dispose?: (value: V, key: K, reason: DisposeReason) => void;
+  /** Another name for `dispose` (give one of the two). */
+  onEvict?: (value: V, key: K, reason: DisposeReason) => void;
+  /** Reads of an expired entry return its value once (and remove it). Default: false. */
+  allowStale?: boolean;
+  /**
+   * Value semantics: `set` stores a `structuredClone` of the value, and every read returns a
+   * fresh one. Default: false, values are kept by reference, as lru-cache keeps them.
+   */
+  copy?: boolean;
+  /** The loader of `fetch(key)` when it is called without one (lru-cache's `fetchMethod`). */
+  fetchMethod?: (key: K) => V | undefined | Promise<V | undefined>;
 }
 
 /** Options of a write. */
 export interface SetOptions {
   /** Time to live in milliseconds; `0`: never expires. Default: the cache's `ttl`. */
   ttl?: number;
+  /** The value's size in bytes, instead of its default or `sizeCalculation`. */
+  size?: number;
+}
+
+/** Options of a read. */
+export interface GetOptions {
+  /** Return an expired entry's value once (and remove it). Default: the cache's `allowStale`. */
+  allowStale?: boolean;
 }
 
 /** `stats()`: counters since creation, plus what the cache holds now. */
@@ -54,7 +69,7 @@ export interface CacheStats {
   expirations: number;
   /** Entries held now. */
   entries: number;
-  /** Bytes held now: UTF-8 keys plus value sizes, as counted for `maxBytes`. */
+  /** Bytes charged to the entries held now (see `sizeCalculation`). */
   bytes: number;
 }
 
@@ -62,19 +77,14 @@ export interface CacheStats {
 export type CacheErrorCode =
   /** TypeError: the key (or a `deletePrefix` prefix) is not a string, is empty, or has a lone surrogate. */
   | 'ERR_INVALID_KEY'
-  /**
-   * RangeError: the key is longer than 1024 UTF-8 bytes (with `maxBytes` under 2 KiB: half of
-   * `maxBytes`, `namespace:` included).
-   */
+  /** RangeError: the key is longer than 1024 UTF-8 bytes. */
   | 'ERR_KEY_TOO_LONG'
-  /**
-   * RangeError: the value's size is over the value limit: the smaller of 64 MiB and `maxBytes`
-   * minus the room kept for a key (1024 bytes plus `namespace:`, or half of `maxBytes` if less).
-   * `maxBytes: 4096` takes values of up to 3072 bytes.
-   */
+  /** RangeError: the entry is charged more than `maxBytes` (or 2^32 − 1 bytes). Nothing changes. */
   | 'ERR_VALUE_TOO_LARGE'
-  /** TypeError: the value is undefined, a function, a symbol, a BigInt, a non-finite number, a
-   * non-Uint8Array binary, or JSON.stringify fails on it (e.g. a cycle). */
+  /**
+   * TypeError: with `maxBytes` and no `sizeCalculation`, a value JSON cannot measure (a
+   * function, a symbol, a BigInt, a cycle); with `copy`, one `structuredClone` cannot copy.
+   */
   | 'ERR_INVALID_VALUE'
   /**
    * RangeError (TypeError if not a number): a TTL (of a write or the `ttl` option) that is
@@ -85,12 +95,14 @@ export type CacheErrorCode =
   | 'ERR_NOT_AN_INTEGER'
   /** RangeError: `incr` would go beyond Number.MAX_SAFE_INTEGER. */
   | 'ERR_OVERFLOW'
-  /** RangeError/TypeError: another argument is invalid (a non-integer delta, a non-function loader). */
+  /** RangeError/TypeError: another argument is invalid (a non-integer delta or size, a non-function loader). */
   | 'ERR_INVALID_ARGUMENT'
-  /** RangeError/TypeError: a constructor option other than `ttl` is invalid (e.g. `maxBytes` over 1 GiB). */
+  /** RangeError/TypeError: a constructor option is unknown or invalid (`ttl` aside). */
   | 'ERR_INVALID_OPTION'
-  /** Error: the wasm memory (at most 4 GiB, shared by all caches) is full; nothing was written. */
+  /** Error: the wasm memory is full; nothing was written. */
   | 'ERR_OUT_OF_MEMORY'
+  /** Error: the cache was freed with `free()`. */
+  | 'ERR_FREED'
   /** Error: the web build was used before `await init()`. */
   | 'ERR_NOT_INITIALIZED'
   /** Error: anything else. */
@@ -102,110 +114,98 @@ export interface CacheError extends Error {
 }
 
 /**
- * A bounded in-memory cache with per-entry TTLs, running in WebAssembly (the Rust `MemoryStore`).
- * Every method is synchronous except `getOrSet`. Bad input throws a {@link CacheError}; the cache
- * stays usable after any error.
+ * A bounded in-memory cache with per-entry TTLs. Keys and values stay in JS; the eviction and
+ * expiry policy (S3-FIFO) runs in WebAssembly. Every method is synchronous except `getOrSet` and
+ * `fetch`. Bad input throws a {@link CacheError}; the cache stays usable after any error.
  */
-export class MemoryCache {
-  constructor(options?: MemoryCacheOptions);
+export class MemoryCache<V = unknown, K extends string = string> implements Iterable<[K, V]> {
+  constructor(options?: MemoryCacheOptions<K, V>);
   /**
-   * The value at `key`, or `undefined` if it is absent or expired. Counts a hit or a miss. A
-   * Uint8Array comes back as a fresh copy.
+   * The value at `key`, or `undefined` if it is absent or expired. The stored value itself (a copy
+   * with `copy: true`). Counts a hit or a miss.
    */
-  get<T extends CacheValue = CacheValue>(key: string): T | undefined;
-  /** Stores `value` at `key` (a Uint8Array is copied), replacing any value; may evict others. Returns the cache. */
-  set(key: string, value: CacheValue, options?: SetOptions): this;
+  get(key: K, options?: GetOptions): V | undefined;
+  /** The value at `key` without counting a read or raising its frequency. */
+  peek(key: K, options?: GetOptions): V | undefined;
+  /** Stores `value` at `key`, replacing any value; may evict others. `undefined` deletes `key`. Returns the cache. */
+  set(key: K, value: V | undefined, options?: SetOptions): this;
   /** Whether `key` holds a live entry (not counted as a hit or miss). */
-  has(key: string): boolean;
+  has(key: K): boolean;
   /** Deletes `key`; returns whether it held a live entry. */
-  delete(key: string): boolean;
-  /** Deletes every entry (of this namespace). */
+  delete(key: K): boolean;
+  /** Deletes every entry. */
   clear(): void;
-  /**
-   * Deletes every key starting with `prefix`; returns how many were deleted. A prefix with a lone
-   * surrogate throws `ERR_INVALID_KEY`.
-   */
+  /** Deletes every key that starts with `prefix`; returns how many live entries it deleted. */
   deletePrefix(prefix: string): number;
-  /** Live entries now. */
+  /** Removes every expired entry now; returns whether there were any. */
+  purgeStale(): boolean;
+  /** Live entries (expired ones are removed first). */
   readonly size: number;
-  /** A snapshot of the live keys, sorted. */
-  keys(): IterableIterator<string>;
-  /** Remaining time to live in ms: `Infinity` if it never expires, `undefined` if absent. */
-  ttl(key: string): number | undefined;
-  /** lru-cache's name for `ttl`: `0` if absent, `Infinity` if it never expires. */
-  getRemainingTTL(key: string): number;
+  /** `maxEntries`. */
+  readonly max: number;
+  /** `maxBytes` (`Infinity`: none). */
+  readonly maxSize: number;
+  /** Bytes charged to the entries held (as `stats().bytes`). */
+  readonly calculatedSize: number;
+  /** `[key, value]` of each live entry, oldest key first (an overwrite keeps the key's place). */
+  entries(): IterableIterator<[K, V]>;
+  /** The live keys, in the order of `entries()`. */
+  keys(): IterableIterator<K>;
+  /** The live values, in the order of `entries()`. */
+  values(): IterableIterator<V>;
+  /** Calls `fn` with each live entry, in the order of `entries()`. */
+  forEach<T>(fn: (this: T, value: V, key: K, cache: this) => void, thisArg?: T): void;
+  [Symbol.iterator](): IterableIterator<[K, V]>;
+  /** Milliseconds `key` has left: `Infinity` if it never expires, `undefined` if absent. */
+  ttl(key: K): number | undefined;
+  /** lru-cache's spelling of `ttl`: `0` if absent, `Infinity` if it never expires. */
+  getRemainingTTL(key: K): number;
   /**
-   * Adds `delta` (default 1, a safe integer) to the integer at `key` and returns the result. An
-   * absent key counts from 0 and is created with `options.ttl`; an existing one keeps its TTL.
+   * Adds `delta` (a safe integer, default 1) to the integer number at `key` (0 if absent) and
+   * returns the result. A new counter gets `options.ttl`; an existing one keeps its TTL.
    */
-  incr(key: string, delta?: number, options?: SetOptions): number;
+  incr(key: K, delta?: number, options?: SetOptions): number;
   /**
-   * The value at `key`; on a miss, `loader(key)` is called once for all concurrent callers, its
-   * result is cached with `options.ttl` and returned to all of them as a later `get` would return
-   * it (JSON values decoded from the stored JSON: a Date as its ISO string, -0 as 0; a Uint8Array
-   * as a copy). If the loader throws or rejects, every waiter rejects with its error and nothing
-   * is cached. A loader result of `undefined` resolves `undefined`; one too large to cache
-   * (`ERR_VALUE_TOO_LARGE`, `ERR_OUT_OF_MEMORY`) resolves as the loader gave it; neither is
-   * cached. One `set` refuses (a function, symbol, BigInt…) rejects every waiter with that
-   * `ERR_INVALID_VALUE` TypeError. A `set`, `incr`, `delete`, `clear` or `deletePrefix` of `key`
-   * while the loader runs wins: the result is returned but not stored.
+   * The value at `key`; on a miss, calls `loader(key)` once for all concurrent callers, caches
+   * what it resolves to (unless `undefined`) and resolves every caller with it. A rejection
+   * rejects every waiter and caches nothing.
    */
-  getOrSet<T extends CacheValue | undefined = CacheValue>(
-    key: string,
-    loader: (key: string) => T | Promise<T>,
-    options?: SetOptions,
-  ): Promise<T>;
-  /** Hit, miss, eviction and expiration counters, and the entries and bytes held now. */
+  getOrSet(key: K, loader: (key: K) => V | undefined | Promise<V | undefined>, options?: SetOptions): Promise<V | undefined>;
+  /** lru-cache's name for `getOrSet`; without a loader it uses the `fetchMethod` option. */
+  fetch(key: K, loader: (key: K) => V | undefined | Promise<V | undefined>, options?: SetOptions): Promise<V | undefined>;
+  fetch(key: K, options?: SetOptions): Promise<V | undefined>;
+  /** Counters since creation, plus entries and bytes held now. */
   stats(): CacheStats;
-  /** Releases the wasm memory now (otherwise released when garbage-collected). */
+  /** Frees the wasm memory now instead of at garbage collection. Later calls throw `ERR_FREED`. */
   free(): void;
   [Symbol.dispose](): void;
 }
 
-/** Something Keyv can listen to. */
-export interface KeyvEventEmitter {
-  on(event: string, listener: (...args: any[]) => void): this;
-  off(event: string, listener: (...args: any[]) => void): this;
-  once(event: string, listener: (...args: any[]) => void): this;
-  emit(event: string, ...args: any[]): boolean;
-}
-
 /**
- * A Keyv 5 storage adapter over a {@link MemoryCache}:
- * `new Keyv({ store: new KeyvMemoryCache({ maxEntries: 10_000 }) })`. A failed call rejects with
- * the cache's error and Keyv reports it (one 'error' event); the adapter emits nothing itself.
+ * A Keyv 5 storage adapter over a MemoryCache: `new Keyv({ store: new KeyvMemoryCache() })`.
+ * Keys are kept as `namespace:key`; `clear()` clears this namespace only.
  */
-export class KeyvMemoryCache implements KeyvEventEmitter {
+export class KeyvMemoryCache {
   constructor(cacheOrOptions?: MemoryCache | MemoryCacheOptions);
-  /** The cache behind the adapter. */
-  readonly cache: MemoryCache;
-  /**
-   * Set by Keyv. Keys are kept as `namespace:key` whether or not Keyv prefixes them
-   * (`useKeyPrefix`), and `clear()` clears only this namespace (the whole cache if undefined).
-   */
+  /** Set by Keyv: its namespace. */
   namespace: string | undefined;
-  opts: { dialect: string; url: string };
-  get<Value = any>(key: string): Promise<Value | undefined>;
-  getMany<Value = any>(keys: string[]): Promise<Array<Value | undefined>>;
-  /** `ttl` in ms; absent, 0 or negative: the cache's default; `Infinity`: never expires. */
-  set(key: string, value: any, ttl?: number): Promise<boolean>;
-  setMany(entries: Array<{ key: string; value: any; ttl?: number }>): Promise<boolean[]>;
+  readonly opts: { dialect: string; url: string };
+  readonly cache: MemoryCache;
+  get<T>(key: string): Promise<T | undefined>;
+  getMany<T>(keys: string[]): Promise<Array<T | undefined>>;
+  set(key: string, value: unknown, ttl?: number): Promise<boolean>;
+  setMany(entries: Array<{ key: string; value: unknown; ttl?: number }>): Promise<boolean[]>;
   delete(key: string): Promise<boolean>;
   deleteMany(keys: string[]): Promise<boolean>;
   has(key: string): Promise<boolean>;
   hasMany(keys: string[]): Promise<boolean[]>;
   clear(): Promise<void>;
-  /**
-   * `[key, stored value]` of the live entries of `namespace` (default: this adapter's; none: all),
-   * values as Keyv stored them (`await keyv.deserializeData(raw)` decodes one). Keyv's own
-   * `keyv.iterator` is undefined with this adapter: Keyv 5 wires it only for its own dialects.
-   */
-  iterator<Value = any>(namespace?: string): AsyncGenerator<[string, Value], void>;
+  iterator(namespace?: string): AsyncGenerator<[string, unknown]>;
   disconnect(): Promise<void>;
-  on(event: string, listener: (...args: any[]) => void): this;
-  off(event: string, listener: (...args: any[]) => void): this;
-  once(event: string, listener: (...args: any[]) => void): this;
-  emit(event: string, ...args: any[]): boolean;
+  on(event: string, listener: (...args: unknown[]) => void): this;
+  off(event: string, listener: (...args: unknown[]) => void): this;
+  once(event: string, listener: (...args: unknown[]) => void): this;
+  emit(event: string, ...args: unknown[]): boolean;
 }
 
 /** Where `init` can load the wasm module from (web build); ignored by the node and bundler builds. */
