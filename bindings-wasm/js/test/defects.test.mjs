@@ -47,6 +47,34 @@ test('mixed-type hot loops do not crash Node, in fresh processes, with and witho
   }
 });
 
+// The cause, without any of the package's code: V8 11.3 miscompiles a function that holds an
+// inlined call into wasm together with the lengths of a string and of a typed array, once a number
+// reaches it. Run bare, this program segfaults on Node 20 (4 runs of 4 with
+// --no-concurrent-recompilation); Node 18, 22 and 24 run it. Loading the package first makes the
+// process immune (its Node build turns V8's JS-to-wasm inlining off on V8 11.3).
+const V8_11_3_REPRODUCER = `
+const bytes = Uint8Array.from(atob('AGFzbQEAAAABCQFgBH9/f3wBfwMCAQAHBQEBZgAACgYBBABBAAs='), (c) => c.charCodeAt(0));
+const { instance } = await WebAssembly.instantiate(bytes); // (func (export "f") (param i32 i32 i32 f64) (result i32))
+const wasm = instance.exports;
+function f(value, k) {
+  if (typeof value === 'string') wasm.f(8, k, 1 + value.length, -1);
+  else if (value instanceof Uint8Array) wasm.f(8, k, value.length + 1, -1);
+  else wasm.f(8, k, 3, -1);
+}
+const vals = ['hello', new Uint8Array([1, 2, 3]), 42];
+for (let i = 0; i < 1e6; i++) f(vals[i % 3], i);
+console.log('ok');`;
+
+test('once the package is loaded, the V8 11.3 miscompilation cannot crash the process, even in code that is not ours', () => {
+  for (const flags of [[], ['--no-concurrent-recompilation']]) {
+    for (let run = 0; run < 3; run++) {
+      const result = runFresh(`import PKG;\n${V8_11_3_REPRODUCER}`, flags);
+      assert.equal(result.status, 0, `${flags.join(' ') || 'default flags'}, run ${run}: exit ${result.status} signal ${result.signal}\n${result.stderr}`);
+      assert.equal(result.stdout.trim(), 'ok');
+    }
+  }
+});
+
 // After clear(), or after a call that threw ERR_INVALID_KEY, the wrapper's "same key as last time"
 // shortcut matched `undefined`: set(undefined, v) overwrote the last key used, delete(undefined)
 // deleted it, and has/ttl/getRemainingTTL read it.
