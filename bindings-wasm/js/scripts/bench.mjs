@@ -5,7 +5,8 @@
 //                 string values, cache-aside (get; on a miss, make the value and set it);
 //   zipf-object   the same with a 6-field object per key (an API response);
 //   hot-object    1 000 keys of such objects, all cached, read 2 M times (uniformly at random).
-// Memory: 100 000 entries of 64-character strings, JS heap plus wasm memory growth.
+// Memory: 100 000 entries of 64-character strings: the growth of the JS heap plus external memory
+// (the backing stores of typed arrays, lru-cache's too, and wasm memory).
 //
 // Each round runs each peer in a fresh Node process, after a warm-up pass, and the order of the
 // peers rotates: neither peer's garbage or compiled code is in the other's measurement. A peer's
@@ -141,19 +142,18 @@ if (process.argv[3] === 'run') {
   process.exit(0);
 }
 
-// Memory of 100 000 entries, each peer in a fresh process: JS heap plus wasm memory growth.
+// Memory of 100 000 entries, each peer in a fresh process: the growth of the JS heap and of
+// external memory (typed arrays' backing stores, and wasm memory).
 if (process.argv[3] === 'memory') {
   const name = process.argv[4];
   globalThis.gc();
-  const heap0 = process.memoryUsage().heapUsed;
-  const wasm0 = wasmMemory().buffer.byteLength;
+  const before = process.memoryUsage();
   const cache = name === 'lru-cache' ? new LRUCache({ max: KEYS }) : new MemoryCache({ maxEntries: KEYS });
   for (let i = 0; i < KEYS; i++) cache.set(`key:${i}`, text(i));
   globalThis.gc();
-  const heap = process.memoryUsage().heapUsed - heap0;
-  const wasm = wasmMemory().buffer.byteLength - wasm0;
+  const after = process.memoryUsage();
   if (cache.size !== KEYS) throw new Error(`${name} holds ${cache.size} entries`);
-  console.log(JSON.stringify({ heap, wasm }));
+  console.log(JSON.stringify({ heap: after.heapUsed - before.heapUsed, external: after.external - before.external }));
   process.exit(0);
 }
 
@@ -193,11 +193,11 @@ for (const workload of Object.keys(workloads)) {
     console.log(`| ${workload} | ${name} | ${(median(opsPerSec(workload, name)) / 1e6).toFixed(2)} M | ${ratio(workload, name).toFixed(2)}× | ${(hitRatio(workload, name) * 100).toFixed(2)} % |`);
   }
 }
-const used = (name) => memory[name].heap + memory[name].wasm;
-console.log('\n| memory, 100 000 entries | JS heap + wasm | vs lru-cache |');
+const used = (name) => memory[name].heap + memory[name].external;
+console.log('\n| memory, 100 000 entries | JS heap + external (typed arrays, wasm) | vs lru-cache |');
 console.log('|---|---:|---:|');
 for (const name of caches) {
-  console.log(`| ${name} | ${mb(used(name))} (${mb(memory[name].heap)} + ${mb(memory[name].wasm)}) | ${(used(name) / used('lru-cache')).toFixed(2)}× |`);
+  console.log(`| ${name} | ${mb(used(name))} (${mb(memory[name].heap)} + ${mb(memory[name].external)}) | ${(used(name) / used('lru-cache')).toFixed(2)}× |`);
 }
 console.log();
 for (const workload of Object.keys(workloads)) {

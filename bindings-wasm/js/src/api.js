@@ -30,6 +30,8 @@ const RAW_AGAIN = -13;
 const VICTIMS = 256;
 
 const NEVER = Infinity;
+/** The disposals list of a cache without `dispose`: never pushed to (every push checks `dispose`). */
+const NO_DISPOSALS = Object.freeze([]);
 const DEFAULT_MAX_ENTRIES = 10_000;
 /** A JS Map holds at most 2^24 entries. */
 const MAX_ENTRIES = 2 ** 24;
@@ -364,7 +366,7 @@ export function createApi(raw, { isReady = () => true } = {}) {
       if (slot === undefined) checkKey(key);
       const charge = this.#charge(key, value, size);
       if (this.#copy) value = cloneValue(value);
-      const disposals = [];
+      const disposals = this.#dispose === undefined ? NO_DISPOSALS : [];
       this.#store(key, slot, value, charge, ttl, disposals);
       // A getOrSet load of `key` in flight must not overwrite this value.
       if (this.#inflight.size !== 0) this.#inflight.delete(key);
@@ -541,7 +543,7 @@ export function createApi(raw, { isReady = () => true } = {}) {
     /** Deletes every entry; `dispose` sees each with reason 'delete'. */
     clear() {
       this.#ready();
-      const disposals = [];
+      const disposals = this.#dispose === undefined ? NO_DISPOSALS : [];
       if (this.#dispose !== undefined) {
         for (const [key, slot] of this.#map) disposals.push(this.#values[slot], key, 'delete');
       }
@@ -569,7 +571,7 @@ export function createApi(raw, { isReady = () => true } = {}) {
       }
       const doomed = [];
       for (const [key, slot] of this.#map) if (key.startsWith(prefix)) doomed.push(key, slot);
-      const disposals = [];
+      const disposals = this.#dispose === undefined ? NO_DISPOSALS : [];
       let deleted = 0;
       for (let i = 0; i < doomed.length; i += 2) {
         const expired = this.#expired(doomed[i + 1]);
@@ -587,7 +589,7 @@ export function createApi(raw, { isReady = () => true } = {}) {
     purgeStale() {
       this.#ready();
       if (this.#exp === 0) return false;
-      const disposals = [];
+      const disposals = this.#dispose === undefined ? NO_DISPOSALS : [];
       const now = perf.now();
       let removed = 0;
       try {
@@ -721,7 +723,7 @@ export function createApi(raw, { isReady = () => true } = {}) {
         ttl = at === NEVER ? 0 : Math.max(at - perf.now(), Number.MIN_VALUE);
       }
       const charge = this.#charge(key, next, undefined);
-      const disposals = [];
+      const disposals = this.#dispose === undefined ? NO_DISPOSALS : [];
       this.#store(key, slot, next, charge, ttl, disposals);
       if (this.#inflight.size !== 0) this.#inflight.delete(key);
       this.#disposeAll(disposals);
@@ -888,7 +890,7 @@ export function createApi(raw, { isReady = () => true } = {}) {
       this.#keys = [];
       this.#values = [];
       const now = perf.now();
-      const disposals = [];
+      const disposals = this.#dispose === undefined ? NO_DISPOSALS : [];
       for (let i = 0; i < entries.length; i += 3) {
         const [key, value, at] = [entries[i], entries[i + 1], entries[i + 2]];
         let charge;
