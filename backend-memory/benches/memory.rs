@@ -283,52 +283,42 @@ fn main() {
         print_table(threads, &outcomes);
         all_runs.push((threads, outcomes));
     }
-    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/memory.svg");
-    match write_chart(&chart, &all_runs) {
-        Ok(()) => println!("chart: {}", chart.display()),
-        Err(e) => println!("could not write the chart to {}: {e}", chart.display()),
-    }
+    write_results(&all_runs);
 }
 
-/// Draws ops/s per cache as horizontal bars, one group per thread count, labelled with the hit ratio.
-fn write_chart(path: &Path, runs: &[(usize, Vec<Summary>)]) -> std::io::Result<()> {
-    const BAR: f64 = 22.0;
-    const LABEL: f64 = 250.0;
-    const WIDTH: f64 = 820.0;
-    let max = runs
+/// Leaves the results in `target/bench/memory.json`, which `cargo xtask bench memory` draws.
+fn write_results(runs: &[(usize, Vec<Summary>)]) {
+    let groups: Vec<_> = runs
         .iter()
-        .flat_map(|(_, o)| o.iter().map(|o| o.ops_per_sec))
-        .fold(1.0, f64::max);
-    let mut y = 40.0;
-    let mut body = String::new();
-    for (threads, outcomes) in runs {
-        body +=
-            &format!("<text x=\"10\" y=\"{y}\" font-weight=\"bold\">{threads} thread(s)</text>\n");
-        y += 10.0;
-        for (i, o) in outcomes.iter().enumerate() {
-            let w = (WIDTH - LABEL - 200.0) * o.ops_per_sec / max;
-            let color = ["#2b6cb0", "#63b3ed", "#a0aec0", "#718096"][i % 4];
-            body += &format!(
-                "<text x=\"10\" y=\"{ty}\">{name}</text><rect x=\"{LABEL}\" y=\"{y}\" width=\"{w:.1}\" height=\"{h}\" fill=\"{color}\"/>\
-                 <text x=\"{tx:.1}\" y=\"{ty}\">{mops:.2} M ops/s, hit {hit:.4}</text>\n",
-                ty = y + 16.0,
-                name = o.name,
-                h = BAR - 4.0,
-                tx = LABEL + w + 6.0,
-                mops = o.ops_per_sec / 1e6,
-                hit = o.hit_ratio,
-            );
-            y += BAR;
-        }
-        y += 24.0;
+        .map(|(threads, outcomes)| {
+            let quick = outcomes
+                .iter()
+                .find(|o| o.name.starts_with("quick_cache"))
+                .expect("quick_cache ran");
+            let bars: Vec<_> = outcomes
+                .iter()
+                .map(|o| {
+                    serde_json::json!({
+                        "label": o.name,
+                        "value": o.ops_per_sec,
+                        "text": format!("{:.2} M ops/s, {:.2}× quick_cache, hit {:.4}", o.ops_per_sec / 1e6, o.ratio_to(quick), o.hit_ratio),
+                    })
+                })
+                .collect();
+            serde_json::json!({ "name": format!("{threads} thread(s)"), "bars": bars })
+        })
+        .collect();
+    let results = serde_json::json!({
+        "title": "MemoryStore vs moka and quick_cache: cache-aside ops/s, Zipf(1.0), 100k keys, 10k capacity",
+        "better": "higher",
+        "groups": groups,
+    });
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/memory.json");
+    let written = std::fs::create_dir_all(path.parent().expect("a parent directory"))
+        .and_then(|()| std::fs::write(&path, results.to_string()));
+    if let Err(e) = written {
+        println!("could not write the results to {}: {e}", path.display());
     }
-    let svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{y}\" font-family=\"sans-serif\" font-size=\"13\">\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\
-         <text x=\"10\" y=\"20\" font-size=\"15\">cache-aside, Zipf(1.0), 100k keys, 10k capacity: throughput (longer is better)</text>\n{body}</svg>\n"
-    );
-    std::fs::create_dir_all(path.parent().expect("a parent directory"))?;
-    std::fs::write(path, svg)
 }
 
 fn print_table(threads: usize, outcomes: &[Summary]) {

@@ -305,9 +305,16 @@ fn main() {
             Op::GetMany => "get_many(16) vs MGET",
             Op::SetMany => "set_many(16) vs MSET",
         };
+        let mut bars = Vec::new();
         for (op, s, r) in &rows {
             let keys_per_s = s.median() * op.keys_per_call() as f64;
             let (ratio, lo, hi) = s.paired_ratio(r);
+            bars.push(serde_json::json!({
+                "label": names(*op),
+                "value": ratio,
+                "text": format!("{ratio:.3}× raw redis-rs ({lo:.2}–{hi:.2})"),
+                "target": 0.95,
+            }));
             let vs_ceiling = match (ceiling, op) {
                 (Some((get, _)), Op::Get | Op::GetMany) => format!("{:.2}x", keys_per_s / get),
                 (Some((_, set)), Op::Set | Op::SetMany) => format!("{:.2}x", keys_per_s / set),
@@ -337,6 +344,23 @@ fn main() {
              pairs' ratios; CPU µs/call is the bench process's CPU time over all rounds (less \
              sensitive to other load on the machine)"
         );
+        write_results(bars);
         store.clear("bench:").await.unwrap();
     });
+}
+
+/// Leaves the store/raw ratios in `target/bench/redis.json`, which `cargo xtask bench redis` draws.
+fn write_results(bars: Vec<serde_json::Value>) {
+    let results = serde_json::json!({
+        "title": format!("RedisStore ops/s / raw redis-rs ops/s, {TASKS} tasks"),
+        "better": "higher",
+        "reference": 1.0,
+        "groups": [{ "bars": bars }],
+    });
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/redis.json");
+    let written = std::fs::create_dir_all(path.parent().expect("a parent directory"))
+        .and_then(|()| std::fs::write(&path, results.to_string()));
+    if let Err(e) = written {
+        println!("could not write the results to {}: {e}", path.display());
+    }
 }

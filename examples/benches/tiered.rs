@@ -330,49 +330,32 @@ impl BenchPrefix for RedisConfig {
     }
 }
 
-/// Draws each row's cost ratio as a bar, with its target as a red tick.
-fn write_chart(path: &std::path::Path, rows: &[Row]) -> std::io::Result<()> {
-    const BAR: f64 = 26.0;
-    const LABEL: f64 = 290.0;
-    const SCALE: f64 = 160.0; // pixels per 1.0×
-    let mut y = 40.0;
-    let mut body = String::new();
-    for row in rows {
-        let ratio = row.ratio();
-        let w = SCALE * ratio;
-        let color = match row.target {
-            Some(target) if ratio > target => "#e53e3e",
-            Some(_) => "#2b6cb0",
-            None => "#a0aec0",
-        };
-        body += &format!(
-            "<text x=\"10\" y=\"{ty}\">{name}</text><rect x=\"{LABEL}\" y=\"{y}\" width=\"{w:.1}\" height=\"{h}\" fill=\"{color}\"/>\
-             <text x=\"{tx:.1}\" y=\"{ty}\">{ratio:.2}×</text>\n",
-            ty = y + 18.0,
-            name = row.name,
-            h = BAR - 6.0,
-            tx = LABEL + w + 6.0,
-        );
-        if let Some(target) = row.target {
-            body += &format!(
-                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{y1}\" y2=\"{y2}\" stroke=\"#c53030\" stroke-width=\"2\"/>\n",
-                x = LABEL + SCALE * target,
-                y1 = y - 2.0,
-                y2 = y + BAR - 4.0,
-            );
-        }
-        y += BAR;
+/// Leaves each row's cost ratio in `target/bench/tiered.json`, which `cargo xtask bench tiered`
+/// draws.
+fn write_results(rows: &[Row]) {
+    let bars: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "label": row.name,
+                "value": row.ratio(),
+                "text": format!("{:.2}×", row.ratio()),
+                "target": row.target,
+            })
+        })
+        .collect();
+    let results = serde_json::json!({
+        "title": "TieredCache cost / bare store cost",
+        "better": "lower",
+        "reference": 1.0,
+        "groups": [{ "bars": bars }],
+    });
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/tiered.json");
+    let written = std::fs::create_dir_all(path.parent().expect("a parent directory"))
+        .and_then(|()| std::fs::write(&path, results.to_string()));
+    if let Err(e) = written {
+        println!("could not write the results to {}: {e}", path.display());
     }
-    let x1 = LABEL + SCALE;
-    let svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"820\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"13\">\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\
-         <text x=\"10\" y=\"20\" font-size=\"15\">tiered cache cost / bare store cost (shorter is better; red tick: target)</text>\n\
-         <line x1=\"{x1}\" x2=\"{x1}\" y1=\"30\" y2=\"{y}\" stroke=\"#718096\" stroke-dasharray=\"4\"/>\n{body}</svg>\n",
-        h = y + 10.0,
-    );
-    std::fs::create_dir_all(path.parent().expect("a parent directory"))?;
-    std::fs::write(path, svg)
 }
 
 /// Worker threads for the L2 rows: every core but one, which the Redis server (usually on this machine)
@@ -444,9 +427,5 @@ fn main() {
             println!("  {}: pairs from {lo:.2}× to {hi:.2}×", row.name);
         }
     }
-    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/tiered.svg");
-    match write_chart(&chart, &rows) {
-        Ok(()) => println!("chart: {}", chart.display()),
-        Err(e) => println!("could not write the chart to {}: {e}", chart.display()),
-    }
+    write_results(&rows);
 }

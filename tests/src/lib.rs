@@ -100,13 +100,8 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// Turns a fixture factory into one test per conformance case, named `group::case`.
 ///
 /// The factory is an `async fn` in the calling module that returns a [`Fixture`]:
-///
-/// ```ignore
-/// async fn memory() -> MemoryFixture { ... }
-/// cache_conformance::conformance_tests!(memory);
-/// // or, under wasm-bindgen-test:
-/// cache_conformance::conformance_tests!(wasm: memory);
-/// ```
+/// `conformance_tests!(memory)` emits native `#[test]`s, `conformance_tests!(wasm: memory)`
+/// `wasm-bindgen-test` cases. The [crate docs](crate) show a whole test file.
 #[macro_export]
 macro_rules! conformance_tests {
     ($factory:ident) => {

@@ -1,12 +1,20 @@
-//! `cargo xtask bench TARGET`: benchmarks that run the peers in the same process and print ratios.
+//! `cargo xtask bench TARGET`: benchmarks that run the peers side by side and print ratios; each
+//! leaves its results in `target/bench/TARGET.json`, drawn into `docs/bench/TARGET.svg`.
 
 use anyhow::{Result, bail};
 use xshell::{Shell, cmd};
 
-use crate::{redis, step, wasm};
+use crate::{chart, redis, step, wasm};
 
 pub(crate) fn run(sh: &Shell, target: &str) -> Result<()> {
     step(&format!("bench {target}"));
+    bench(sh, target)?;
+    let svg = chart::draw(&sh.current_dir(), target)?;
+    eprintln!("chart: {}", svg.display());
+    Ok(())
+}
+
+fn bench(sh: &Shell, target: &str) -> Result<()> {
     match target {
         "memory" => {
             cmd!(sh, "cargo bench --locked -p backend-memory --bench memory").run()?;

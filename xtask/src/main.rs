@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod bench;
+mod chart;
 mod conformance;
 mod redis;
 mod test;
@@ -15,7 +16,7 @@ cargo xtask <command>
   test                          fmt, clippy, every test, every conformance backend, wasm build
   conformance --backend NAME    the conformance suite against one backend:
                                 memory | redis | redis-cluster | redis-tls | redis-acl | redis-sentinel | wasm
-  bench memory|redis|wasm|tiered  benchmarks against the peers, printed as a table of ratios
+  bench memory|redis|wasm|tiered  benchmarks against the peers: a table of ratios, and a chart in docs/bench/
   wasm                          build the npm package into bindings-wasm/pkg
 ";
 

@@ -28,6 +28,21 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
     .run()?;
     conformance::run(sh, "memory")?;
 
+    step("cargo doc -D warnings (every crate, every feature)");
+    cmd!(
+        sh,
+        "cargo doc --workspace --all-features --no-deps --locked"
+    )
+    .env("RUSTDOCFLAGS", "-D warnings")
+    .run()?;
+
+    step("cargo package of the publishable crates (each built from its tarball)");
+    cmd!(
+        sh,
+        "cargo package --locked --allow-dirty -p cache-core -p backend-memory -p backend-redis -p cache-conformance"
+    )
+    .run()?;
+
     step("wasm32 build of backend-memory");
     cmd!(
         sh,

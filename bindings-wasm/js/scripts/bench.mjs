@@ -18,6 +18,7 @@
 // Usage: node --expose-gc bench.mjs <pkg dir> [run <workload> <peer> | memory <peer>]
 
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -213,3 +214,29 @@ for (const workload of ['zipf-object', 'hot-object']) {
 }
 console.log(`  hit ratio ≥ lru-cache's + 4 points: ${met(points >= 4, `+${points.toFixed(2)} points`)}`);
 console.log(`  memory ≤ 1.0× lru-cache: ${met(memRatio <= 1.0, `${memRatio.toFixed(2)}×`)}`);
+
+// The results, for `cargo xtask bench wasm` to draw (docs/bench/wasm.svg).
+const target = { 'zipf-string': 1.2, 'zipf-object': 1.0, 'hot-object': 1.0 };
+const chart = {
+  title: '@cachekit/wasm / lru-cache (ops/s and memory)',
+  better: 'higher',
+  reference: 1.0,
+  groups: [
+    ...Object.keys(workloads).map((workload) => ({
+      name: workload,
+      bars: names.filter((n) => n !== 'lru-cache').map((name) => ({
+        label: name,
+        value: ratio(workload, name),
+        text: `${ratio(workload, name).toFixed(2)}× (${(median(opsPerSec(workload, name)) / 1e6).toFixed(2)} M ops/s, hit ${(hitRatio(workload, name) * 100).toFixed(1)} %)`,
+        ...(name === OURS ? { target: target[workload] } : {}),
+      })),
+    })),
+    {
+      name: 'memory, 100 000 entries: lru-cache / ours (higher: ours smaller)',
+      bars: [{ label: OURS, value: 1 / memRatio, text: `${(1 / memRatio).toFixed(2)}× (${mb(used(OURS))} vs ${mb(used('lru-cache'))})`, target: 1.0 }],
+    },
+  ],
+};
+const out = join(fileURLToPath(import.meta.url), '../../../../target/bench');
+mkdirSync(out, { recursive: true });
+writeFileSync(join(out, 'wasm.json'), JSON.stringify(chart));
