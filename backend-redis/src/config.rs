@@ -6,7 +6,7 @@ use std::time::Duration;
 use cache_core::{Error, ErrorKind, Limits, Result};
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
-/// The environment variable read by [`RedisConfig::from_env`].
+/// The environment variable of a Redis URL, one of those [`RedisConfig::from_env`] reads.
 pub const REDIS_URL_ENV: &str = "REDIS_URL";
 
 /// A `host:port` pair.
@@ -113,8 +113,8 @@ impl fmt::Debug for TlsConfig {
 
 /// Settings of a [`RedisStore`](crate::RedisStore).
 ///
-/// Build one with [`RedisConfig::builder`], parse one with [`RedisConfig::from_url`], or read
-/// `REDIS_URL` with [`RedisConfig::from_env`]. `Debug` never prints the password or a private key.
+/// Build one with [`RedisConfig::builder`], parse one with [`RedisConfig::from_url`], or read the
+/// `REDIS_*` environment variables with [`RedisConfig::from_env`]. `Debug` never prints the password or a private key.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisConfig {
@@ -227,15 +227,33 @@ impl RedisConfig {
         Ok(config)
     }
 
-    /// [`from_url`](Self::from_url) on the `REDIS_URL` environment variable.
+    /// A config from the `REDIS_*` environment variables ([`ENV_VARIABLES`](crate::ENV_VARIABLES)
+    /// lists them all): `REDIS_URL`, or `REDIS_HOST` and `REDIS_PORT`, or `REDIS_CLUSTER_NODES`, or
+    /// `REDIS_SENTINELS` with `REDIS_SENTINEL_MASTER`; then credentials, database, key prefix, TLS
+    /// and timeouts. An empty variable counts as unset. A bad value is an [`ErrorKind::Config`]
+    /// error that names its variable, and never shows a password or the URL.
+    ///
+    /// ```
+    /// use backend_redis::{RedisConfig, RedisMode};
+    ///
+    /// // What `from_env` does, with the variables from a map instead of the process.
+    /// let vars = std::collections::HashMap::from([
+    ///     ("REDIS_CLUSTER_NODES", "10.0.0.1:7000,10.0.0.2:7000"),
+    ///     ("REDIS_PASSWORD", "s3cret"),
+    ///     ("REDIS_COMMAND_TIMEOUT", "250ms"),
+    /// ]);
+    /// let config = RedisConfig::from_env_with(|name| vars.get(name).map(|v| v.to_string()))?;
+    /// assert!(matches!(config.mode, RedisMode::Cluster(ref nodes) if nodes.len() == 2));
+    /// # Ok::<_, cache_core::Error>(())
+    /// ```
     pub fn from_env() -> Result<Self> {
-        let url = std::env::var(REDIS_URL_ENV).map_err(|_| {
-            Error::new(
-                ErrorKind::Config,
-                format!("the {REDIS_URL_ENV} environment variable is not set (or not UTF-8)"),
-            )
-        })?;
-        Self::from_url(&url)
+        Self::from_env_with(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env), reading each variable through `lookup` (`None`: unset), for
+    /// configs kept elsewhere than the process environment, and for tests.
+    pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        crate::env::from_lookup(lookup)
     }
 
     fn apply_url(&mut self, url: &str) -> Result<()> {

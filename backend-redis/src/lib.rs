@@ -4,10 +4,12 @@ mod bus;
 pub use bus::RedisBus;
 mod config;
 mod conn;
+mod env;
 mod error;
 mod store;
 
 pub use config::{
     NodeAddr, REDIS_URL_ENV, RedisConfig, RedisConfigBuilder, RedisMode, RetryPolicy, TlsConfig,
 };
+pub use env::VARIABLES as ENV_VARIABLES;
 pub use store::RedisStore;
