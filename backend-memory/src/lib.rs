@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod collections;
 mod config;
 pub mod engine;
 mod shard;

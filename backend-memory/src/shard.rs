@@ -9,6 +9,7 @@ use cache_core::Clock;
 use hashbrown::HashTable;
 use smallvec::SmallVec;
 
+use crate::collections::{Collection, Kind, Slot};
 pub(crate) use crate::engine::Removal;
 use crate::engine::{self, Engine};
 
@@ -16,12 +17,13 @@ use crate::engine::{self, Engine};
 pub(crate) const NEVER: u64 = u64::MAX;
 
 /// A value to store: shared bytes kept as they are, or a slice copied in next to the key; or shared
-/// bytes charged as a given number of bytes (a handle to data kept elsewhere).
+/// bytes charged as a given number of bytes (a handle to data kept elsewhere); or a collection.
 #[derive(Debug)]
 pub(crate) enum Value<'a> {
     Shared(Bytes),
     Slice(&'a [u8]),
     Weighted(Bytes, usize),
+    Collection(Box<Collection>),
 }
 
 impl Value<'_> {
@@ -31,8 +33,20 @@ impl Value<'_> {
             Value::Shared(b) => b.len(),
             Value::Slice(s) => s.len(),
             Value::Weighted(_, weight) => *weight,
+            Value::Collection(c) => c.bytes(),
         }
     }
+}
+
+/// What an entry holds besides its key.
+#[derive(Debug)]
+enum Body {
+    /// The value follows the key in `data`.
+    Inline,
+    /// Shared bytes (a weighted value's weight follows the key in `data`).
+    Shared(Bytes),
+    /// A hash, list, set or sorted set.
+    Collection(Box<Collection>),
 }
 
 /// Bytes of an entry's data kept in the entry itself: most keys fit, so that a lookup compares the
@@ -46,8 +60,8 @@ pub(crate) struct Entry {
     /// just compared. For a weighted value the key is followed by its weight (a native-endian
     /// `usize`) instead.
     data: SmallVec<[u8; INLINE_DATA]>,
-    /// The value, if it was written as shared [`Bytes`] (then `data` holds the key only).
-    shared: Option<Bytes>,
+    /// The value, unless it follows the key in `data`.
+    body: Body,
     key_len: u32,
     /// The entry's slot in the shard's engine.
     slot: u32,
@@ -58,18 +72,35 @@ impl Entry {
         &self.data[..self.key_len as usize]
     }
 
-    pub(crate) fn value(&self) -> &[u8] {
-        match &self.shared {
-            Some(bytes) => bytes,
-            None => &self.data[self.key_len as usize..],
+    /// The value of a string entry; `None` for a collection.
+    pub(crate) fn value(&self) -> Option<&[u8]> {
+        match &self.body {
+            Body::Inline => Some(&self.data[self.key_len as usize..]),
+            Body::Shared(bytes) => Some(bytes),
+            Body::Collection(_) => None,
         }
     }
 
-    /// The value as [`Bytes`]: shared if it was written so, else a copy.
-    pub(crate) fn value_bytes(&self) -> Bytes {
-        match &self.shared {
-            Some(bytes) => bytes.clone(),
-            None => Bytes::copy_from_slice(self.value()),
+    /// The value as [`Bytes`]: shared if it was written so, else a copy; `None` for a collection.
+    pub(crate) fn value_bytes(&self) -> Option<Bytes> {
+        match &self.body {
+            Body::Shared(bytes) => Some(bytes.clone()),
+            _ => self.value().map(Bytes::copy_from_slice),
+        }
+    }
+
+    /// The collection of a collection entry.
+    pub(crate) fn collection(&self) -> Option<&Collection> {
+        match &self.body {
+            Body::Collection(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn truncate_to_key(&mut self) {
+        if self.data.len() != self.key_len as usize {
+            self.data.truncate(self.key_len as usize);
+            self.data.shrink_to_fit();
         }
     }
 
@@ -77,32 +108,38 @@ impl Entry {
     fn set_value(&mut self, value: Value<'_>) {
         match value {
             Value::Shared(bytes) => {
-                if self.data.len() != self.key_len as usize {
-                    self.data.truncate(self.key_len as usize);
-                    self.data.shrink_to_fit();
-                }
-                self.shared = Some(bytes);
+                self.truncate_to_key();
+                self.body = Body::Shared(bytes);
             }
             Value::Slice(slice) => {
                 self.data = joined(self.key(), slice);
-                self.shared = None;
+                self.body = Body::Inline;
             }
             Value::Weighted(bytes, weight) => {
                 self.data = joined(self.key(), &weight.to_ne_bytes());
-                self.shared = Some(bytes);
+                self.body = Body::Shared(bytes);
+            }
+            Value::Collection(collection) => {
+                self.truncate_to_key();
+                self.body = Body::Collection(collection);
             }
         }
     }
 }
 
 /// `key` then `value` in one allocation, and the value kept apart if shared.
-fn entry_data(key: &str, value: Value<'_>) -> (SmallVec<[u8; INLINE_DATA]>, Option<Bytes>) {
+fn entry_data(key: &str, value: Value<'_>) -> (SmallVec<[u8; INLINE_DATA]>, Body) {
     match value {
-        Value::Shared(bytes) => (SmallVec::from_slice(key.as_bytes()), Some(bytes)),
-        Value::Slice(slice) => (joined(key.as_bytes(), slice), None),
-        Value::Weighted(bytes, weight) => {
-            (joined(key.as_bytes(), &weight.to_ne_bytes()), Some(bytes))
-        }
+        Value::Shared(bytes) => (SmallVec::from_slice(key.as_bytes()), Body::Shared(bytes)),
+        Value::Slice(slice) => (joined(key.as_bytes(), slice), Body::Inline),
+        Value::Weighted(bytes, weight) => (
+            joined(key.as_bytes(), &weight.to_ne_bytes()),
+            Body::Shared(bytes),
+        ),
+        Value::Collection(collection) => (
+            SmallVec::from_slice(key.as_bytes()),
+            Body::Collection(collection),
+        ),
     }
 }
 
@@ -277,15 +314,69 @@ impl Shard {
             );
             return;
         };
-        let (data, shared) = entry_data(key, value);
+        let (data, body) = entry_data(key, value);
         let entry = Entry {
             data,
-            shared,
+            body,
             key_len: key.len() as u32,
             slot,
         };
         let engine = &*engine;
         table.insert_unique(hash, entry, |e| engine.hash(e.slot));
+    }
+
+    /// Runs `op` on the live collection of `kind` under `key`, and charges the entry what it holds
+    /// afterwards: a collection left empty is removed; an absent one is made (empty) first if
+    /// `create`, and stored if `op` left something in it. Returns `None` if absent and not
+    /// `create`. A key of another type is [`ErrorKind::WrongType`](cache_core::ErrorKind::WrongType),
+    /// and an `op` that fails has changed nothing (ops check before they change).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn collection_op<R>(
+        &mut self,
+        hash: u64,
+        key: &str,
+        kind: Kind,
+        create: bool,
+        room: usize,
+        now: &Now<'_>,
+        op: impl FnOnce(Slot<'_>) -> cache_core::Result<R>,
+    ) -> cache_core::Result<Option<R>> {
+        let room = room.saturating_sub(key.len());
+        let Some(entry) = self.find_live_mut(hash, key, now) else {
+            if !create {
+                return Ok(None);
+            }
+            let mut collection = Box::new(Collection::new(kind));
+            let result = op(Slot {
+                collection: &mut collection,
+                room,
+            })?;
+            if !collection.is_empty() {
+                self.upsert(hash, key, Value::Collection(collection), NEVER, now);
+            }
+            return Ok(Some(result));
+        };
+        let slot = entry.slot;
+        let Body::Collection(collection) = &mut entry.body else {
+            return Err(wrong_type(key, kind));
+        };
+        if collection.kind() != kind {
+            return Err(wrong_type(key, kind));
+        }
+        let result = op(Slot { collection, room })?;
+        let (empty, size) = (collection.is_empty(), key.len() + collection.bytes());
+        if empty {
+            self.remove(hash, key, Removal::Deleted);
+        } else {
+            let t = self.engine_now(now, NEVER);
+            let at = self.engine.expires_at(slot);
+            let Shard { table, engine } = self;
+            let updated = engine.update(slot, entry_size(size), at, t, usize::MAX, |s, h, _| {
+                remove_slot(table, s, h)
+            });
+            debug_assert!(updated.is_ok(), "{updated:?}");
+        }
+        Ok(Some(result))
     }
 
     /// Sets the expiry of a live entry; returns whether it existed.
@@ -424,6 +515,17 @@ impl Shard {
         }
         Ok(())
     }
+}
+
+/// The error of using `key` as `kind` when it holds something else.
+pub(crate) fn wrong_type(key: &str, kind: Kind) -> cache_core::Error {
+    cache_core::Error::new(
+        cache_core::ErrorKind::WrongType,
+        format!(
+            "key {key:?} holds another type of value than {}",
+            kind.name()
+        ),
+    )
 }
 
 /// Drops the table's entry of `slot` (whose key hash is `hash`), which the engine has let go of.

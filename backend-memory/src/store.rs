@@ -17,7 +17,8 @@ use hashbrown::DefaultHashBuilder;
 use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::MemoryConfig;
-use crate::shard::{Entry, NEVER, Now, Removal, Shard, Value};
+use crate::collections::{Collection, Kind, Slot};
+use crate::shard::{Entry, NEVER, Now, Removal, Shard, Value, wrong_type};
 
 /// How many expired entries a write may reclaim on the side.
 const EXPIRY_BUDGET_PER_WRITE: usize = 16;
@@ -220,7 +221,10 @@ impl MemoryStore {
 
     /// Reads a key; `None` if it is missing or expired.
     pub fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.read_value(key, |entry| entry.value_bytes())
+        self.read_value(key, |entry| {
+            entry.value_bytes().ok_or_else(|| string_wrong_type(key))
+        })?
+        .transpose()
     }
 
     /// Reads a key without copying its value out: runs `f` on the value (under the shard's read
@@ -234,7 +238,9 @@ impl MemoryStore {
     /// # Ok::<_, cache_core::Error>(())
     /// ```
     pub fn get_with<R>(&self, key: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-        self.read_value(key, |entry| f(entry.value()))
+        self.read_value(key, |entry| entry.value().map(f))?
+            .map(|found| found.ok_or_else(|| string_wrong_type(key)))
+            .transpose()
     }
 
     fn read_value<R>(&self, key: &str, f: impl FnOnce(&Entry) -> R) -> Result<Option<R>> {
@@ -269,12 +275,74 @@ impl MemoryStore {
         }
     }
 
-    /// Reads many keys; one slot per key, in order.
+    /// Reads many keys; one slot per key, in order. A collection reads as `None`, as Redis `MGET`
+    /// reads it.
     pub fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
         for key in keys {
             self.inner.limits.check_key(key)?;
         }
-        keys.iter().map(|key| self.get(key)).collect()
+        keys.iter()
+            .map(|key| {
+                let found = self.read_value(key, Entry::value_bytes)?;
+                Ok(found.flatten())
+            })
+            .collect()
+    }
+
+    /// Runs `f` on the live collection of `kind` at `key` (a read: it counts as one); `None` if
+    /// absent; [`ErrorKind::WrongType`] if the key holds something else.
+    pub(crate) fn read<R>(
+        &self,
+        key: &str,
+        kind: Kind,
+        f: impl FnOnce(&Collection) -> R,
+    ) -> Result<Option<R>> {
+        self.read_value(key, |entry| match entry.collection() {
+            Some(c) if c.kind() == kind => Ok(f(c)),
+            _ => Err(wrong_type(key, kind)),
+        })?
+        .transpose()
+    }
+
+    /// A change that may create the collection of `kind` at `key` (empty, then filled by `op`).
+    pub(crate) fn write<R>(
+        &self,
+        key: &str,
+        kind: Kind,
+        op: impl FnOnce(Slot<'_>) -> Result<R>,
+    ) -> Result<Option<R>> {
+        self.change(key, kind, true, op)
+    }
+
+    /// A change of the collection of `kind` at `key` that never creates it: `None` if absent.
+    pub(crate) fn update<R>(
+        &self,
+        key: &str,
+        kind: Kind,
+        op: impl FnOnce(Slot<'_>) -> Result<R>,
+    ) -> Result<Option<R>> {
+        self.change(key, kind, false, op)
+    }
+
+    pub(crate) fn collection_args(&self) -> cache_core::CollectionArgs<'_> {
+        cache_core::CollectionArgs::new(&self.inner.limits)
+    }
+
+    fn change<R>(
+        &self,
+        key: &str,
+        kind: Kind,
+        create: bool,
+        op: impl FnOnce(Slot<'_>) -> Result<R>,
+    ) -> Result<Option<R>> {
+        self.inner.limits.check_key(key)?;
+        let (hash, cell) = self.locate(key);
+        let now = self.now();
+        let mut shard = cell.shard.write();
+        let room = self.inner.shard_max_bytes;
+        let result = shard.collection_op(hash, key, kind, create, room, &now, op);
+        Self::reclaim_expired(&mut shard, &now);
+        result
     }
 
     /// Writes a key; returns whether the condition let it write. See [`CacheStore::set`].
@@ -438,7 +506,8 @@ impl MemoryStore {
         let mut shard = cell.shard.write();
         let (current, expires_at) = match shard.find_live_mut(hash, key, &now) {
             Some(entry) => {
-                let current = parse_counter(key, entry.value())?;
+                let value = entry.value().ok_or_else(|| string_wrong_type(key))?;
+                let current = parse_counter(key, value)?;
                 let entry = shard.find(hash, key).expect("found just above");
                 (current, shard.expires_at(entry))
             }
@@ -472,7 +541,10 @@ impl MemoryStore {
         let (hash, cell) = self.locate(key);
         let now = self.now();
         let mut shard = cell.shard.write();
-        let current = shard.find_live_mut(hash, key, &now).map(|e| e.value());
+        let current = match shard.find_live_mut(hash, key, &now) {
+            Some(entry) => Some(entry.value().ok_or_else(|| string_wrong_type(key))?),
+            None => None,
+        };
         if current != expected {
             return Ok(false);
         }
@@ -638,6 +710,14 @@ impl MemoryStore {
     }
 }
 
+/// The error of a string operation on a collection.
+fn string_wrong_type(key: &str) -> Error {
+    Error::new(
+        ErrorKind::WrongType,
+        format!("key {key:?} holds a collection, not a string value"),
+    )
+}
+
 /// The largest power of two at most `n` (which is at least 1).
 fn floor_power_of_two(n: usize) -> usize {
     1 << (usize::BITS - 1 - n.max(1).leading_zeros())
@@ -671,6 +751,10 @@ impl CacheStore for MemoryStore {
 
     fn limits(&self) -> Limits {
         self.inner.limits
+    }
+
+    fn collections(&self) -> Option<&dyn cache_core::CollectionStore> {
+        Some(self)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {

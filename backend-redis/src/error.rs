@@ -30,6 +30,16 @@ pub(crate) fn map_redis_error(err: RedisError, op: &str, key: Option<&str>) -> E
             false,
             format!("{on}: Redis refused the credentials ({code} {detail})"),
         ),
+        _ if code == "WRONGTYPE" => (
+            ErrorKind::WrongType,
+            false,
+            format!("{on}: the key holds another type of value (WRONGTYPE)"),
+        ),
+        _ if detail.contains("not a number (NaN)") => (
+            ErrorKind::InvalidArgument,
+            false,
+            format!("{on}: the resulting score would be NaN"),
+        ),
         _ if detail.contains("not an integer") => (
             ErrorKind::NotAnInteger,
             false,

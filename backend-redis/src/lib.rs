@@ -2,6 +2,7 @@
 
 mod bus;
 pub use bus::RedisBus;
+mod collections;
 mod config;
 mod conn;
 mod env;

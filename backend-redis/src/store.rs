@@ -136,7 +136,7 @@ impl RedisStore {
         }
     }
 
-    fn limits_ref(&self) -> &Limits {
+    pub(crate) fn limits_ref(&self) -> &Limits {
         &self.inner.config.limits
     }
 
@@ -150,7 +150,7 @@ impl RedisStore {
     }
 
     /// `key_prefix + key` as a command argument, written straight into the command's buffer.
-    fn key_arg<'a>(&'a self, key: &'a str) -> KeyArg<'a> {
+    pub(crate) fn key_arg<'a>(&'a self, key: &'a str) -> KeyArg<'a> {
         KeyArg {
             prefix: &self.inner.config.key_prefix,
             key,
@@ -158,7 +158,13 @@ impl RedisStore {
     }
 
     /// `name key_prefix+key`, with room for `extra_args` more arguments of `extra_bytes` in all.
-    fn key_command(&self, name: &str, key: &str, extra_args: usize, extra_bytes: usize) -> Cmd {
+    pub(crate) fn key_command(
+        &self,
+        name: &str,
+        key: &str,
+        extra_args: usize,
+        extra_bytes: usize,
+    ) -> Cmd {
         let mut cmd = command(name, 1 + extra_args, self.key_len(key) + extra_bytes);
         cmd.arg(self.key_arg(key));
         cmd
@@ -214,7 +220,12 @@ impl RedisStore {
         })
     }
 
-    async fn query<T: FromRedisValue>(&self, cmd: &Cmd, op: &str, key: Option<&str>) -> Result<T> {
+    pub(crate) async fn query<T: FromRedisValue>(
+        &self,
+        cmd: &Cmd,
+        op: &str,
+        key: Option<&str>,
+    ) -> Result<T> {
         let mut conn = self.inner.conn.clone();
         self.timed(op, key, cmd.query_async(&mut conn)).await
     }
@@ -302,7 +313,7 @@ fn command(name: &str, args: usize, bytes: usize) -> Cmd {
 }
 
 /// A prefixed key as one command argument, without building the joined string.
-struct KeyArg<'a> {
+pub(crate) struct KeyArg<'a> {
     prefix: &'a str,
     key: &'a str,
 }
@@ -626,6 +637,10 @@ impl CacheStore for RedisStore {
             }
         }
         Ok(deleted)
+    }
+
+    fn collections(&self) -> Option<&dyn cache_core::CollectionStore> {
+        Some(self)
     }
 
     async fn ping(&self) -> Result<()> {

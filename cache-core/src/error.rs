@@ -35,6 +35,9 @@ pub enum ErrorKind {
     Config,
     /// The backend does not support this operation.
     Unsupported,
+    /// The key holds another type than the operation works on (a list used as a hash, a
+    /// collection read as a string); nothing changed.
+    WrongType,
     /// Any other error reported by the backend.
     Backend,
 }
@@ -61,6 +64,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Authentication => "authentication failed",
             ErrorKind::Config => "invalid configuration",
             ErrorKind::Unsupported => "unsupported",
+            ErrorKind::WrongType => "wrong type",
             ErrorKind::Backend => "backend error",
         };
         f.write_str(name)

@@ -4,6 +4,7 @@ mod cache;
 mod capabilities;
 mod clock;
 mod codec;
+mod collections;
 mod error;
 mod limits;
 pub mod patterns;
@@ -19,6 +20,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "msgpack")]
 pub use codec::MsgPack;
 pub use codec::{Codec, CodecError, Json};
+pub use collections::{
+    CollectionArgs, CollectionStore, MAX_COLLECTION_PAGE, Order, Page, ScoreBound, index_range,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use limits::{Limits, MAX_TTL, opt_ttl_millis, ttl_millis};
 pub use patterns::{

@@ -262,6 +262,12 @@ pub trait CacheStore: Send + Sync + Debug {
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<()>;
+
+    /// This store as a [`CollectionStore`](crate::CollectionStore), if it holds collections (hashes,
+    /// lists, sets, sorted sets). Default: `None`.
+    fn collections(&self) -> Option<&dyn crate::CollectionStore> {
+        None
+    }
 }
 
 /// A [`CacheStore`] in this process that answers at once, without awaiting: what a

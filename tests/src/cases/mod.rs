@@ -24,6 +24,7 @@ pub mod basic;
 pub mod batch;
 pub mod cas;
 pub mod clear;
+pub mod collections;
 pub mod concurrency;
 pub mod conditions;
 pub mod counters;
@@ -153,6 +154,23 @@ macro_rules! __for_each_case {
                 concurrent_if_absent_has_exactly_one_winner,
                 concurrent_cas_increments_never_lose_updates,
                 concurrent_writers_to_distinct_keys_all_land,
+            }
+            collections {
+                hash_fields_round_trip,
+                hdel_of_last_field_removes_the_hash,
+                hincr_by_counts_and_refuses_what_is_not_an_integer,
+                hscan_pages_cover_a_large_hash,
+                list_pushes_and_pops_at_both_ends,
+                ltrim_keeps_a_range,
+                set_members_are_added_counted_and_removed,
+                sorted_set_scores_and_ranks,
+                sorted_set_ranges_by_rank_and_score,
+                wrong_type_is_refused_and_changes_nothing,
+                a_collection_is_one_key,
+                a_collection_expires_whole,
+                bad_fields_members_values_and_counts_are_refused,
+                concurrent_pushes_and_pops_lose_nothing,
+                concurrent_field_and_score_increments_sum_exactly,
             }
             facade {
                 namespaces_are_isolated,
