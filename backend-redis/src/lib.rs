@@ -6,6 +6,8 @@ mod collections;
 mod config;
 mod conn;
 mod env;
+mod escape;
+pub use escape::{RawConnection, RedisPipeline, ServerStats};
 mod error;
 mod store;
 

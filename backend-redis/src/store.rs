@@ -83,6 +83,8 @@ struct Inner {
     /// Cleared when a command fails in a way retrying may fix (the connection dropped, a timeout),
     /// set again by the next success; see [`RedisStore::timed`].
     healthy: AtomicBool,
+    /// Lua scripts registered by name.
+    scripts: crate::escape::Scripts,
 }
 
 impl fmt::Debug for RedisStore {
@@ -109,6 +111,7 @@ impl RedisStore {
                 incr: Script::new(INCR_SCRIPT),
                 cas: Script::new(CAS_SCRIPT),
                 healthy: AtomicBool::new(true),
+                scripts: crate::escape::Scripts::default(),
             }),
         })
     }
@@ -134,6 +137,24 @@ impl RedisStore {
             Conn::Sentinel(s) => Some(s.master()),
             _ => None,
         }
+    }
+
+    pub(crate) fn scripts(&self) -> &crate::escape::Scripts {
+        &self.inner.scripts
+    }
+
+    /// A handle on the store's connection (cheap to clone).
+    pub(crate) fn connection_handle(&self) -> Conn {
+        self.inner.conn.clone()
+    }
+
+    /// Runs redis work for `op` within `command_timeout`, mapping its error.
+    pub(crate) async fn timed_call<T>(
+        &self,
+        op: &str,
+        work: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T> {
+        self.timed(op, None, work).await
     }
 
     pub(crate) fn limits_ref(&self) -> &Limits {

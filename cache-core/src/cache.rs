@@ -390,15 +390,15 @@ impl<C: Codec> Cache<C> {
         Ok((bytes, value))
     }
 
-    fn full_key(&self, key: &str) -> Result<String> {
+    pub(crate) fn full_key(&self, key: &str) -> Result<String> {
         crate::codec::prefixed(&self.inner.prefix, key)
     }
 
-    fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Bytes> {
+    pub(crate) fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Bytes> {
         crate::codec::encode_for(&self.inner.codec, key, value)
     }
 
-    fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {
+    pub(crate) fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {
         crate::codec::decode_for(&self.inner.codec, key, bytes)
     }
 

@@ -6,6 +6,7 @@ mod clock;
 mod codec;
 mod collections;
 mod error;
+mod handles;
 mod limits;
 pub mod patterns;
 mod single_flight;
@@ -24,6 +25,7 @@ pub use collections::{
     CollectionArgs, CollectionStore, MAX_COLLECTION_PAGE, Order, Page, ScoreBound, index_range,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use handles::{HashOf, ListOf, SetOf, SortedSetOf};
 pub use limits::{Limits, MAX_TTL, opt_ttl_millis, ttl_millis};
 pub use patterns::{
     BusEvent, InProcessBus, Invalidation, InvalidationBus, InvalidationListener, InvalidationOp,

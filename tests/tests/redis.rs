@@ -37,3 +37,40 @@ fn other_clients_read_plain_json_under_the_prefixed_key() {
         store.clear("").await.unwrap();
     })
 }
+
+/// Scripts, pipelines, transactions and server stats: what `RedisStore` offers beyond the contract.
+mod escape {
+    use super::support::escape;
+
+    #[test]
+    fn scripts_run_with_prefixed_keys() {
+        cache_conformance::block_on(async {
+            let fixture = super::redis().await;
+            escape::scripts_run_with_prefixed_keys(fixture.redis_store(), false).await;
+        })
+    }
+
+    #[test]
+    fn pipelines_return_every_result() {
+        cache_conformance::block_on(async {
+            let fixture = super::redis().await;
+            escape::pipelines_return_every_result(fixture.redis_store()).await;
+        })
+    }
+
+    #[test]
+    fn transactions_apply_whole_or_not_at_all() {
+        cache_conformance::block_on(async {
+            let fixture = super::redis().await;
+            escape::transactions_apply_whole_or_not_at_all(fixture.redis_store(), false).await;
+        })
+    }
+
+    #[test]
+    fn server_stats_count_hits_and_misses() {
+        cache_conformance::block_on(async {
+            let fixture = super::redis().await;
+            escape::server_stats_count_hits_and_misses(fixture.redis_store(), 1).await;
+        })
+    }
+}

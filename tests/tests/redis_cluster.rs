@@ -8,3 +8,40 @@ async fn redis_cluster() -> support::redis::RedisFixture {
 }
 
 cache_conformance::conformance_tests!(redis_cluster);
+
+/// Scripts, pipelines, transactions and server stats: what `RedisStore` offers beyond the contract.
+mod escape {
+    use super::support::escape;
+
+    #[test]
+    fn scripts_run_with_prefixed_keys() {
+        cache_conformance::block_on(async {
+            let fixture = super::redis_cluster().await;
+            escape::scripts_run_with_prefixed_keys(fixture.redis_store(), true).await;
+        })
+    }
+
+    #[test]
+    fn pipelines_return_every_result() {
+        cache_conformance::block_on(async {
+            let fixture = super::redis_cluster().await;
+            escape::pipelines_return_every_result(fixture.redis_store()).await;
+        })
+    }
+
+    #[test]
+    fn transactions_apply_whole_or_not_at_all() {
+        cache_conformance::block_on(async {
+            let fixture = super::redis_cluster().await;
+            escape::transactions_apply_whole_or_not_at_all(fixture.redis_store(), true).await;
+        })
+    }
+
+    #[test]
+    fn server_stats_count_hits_and_misses() {
+        cache_conformance::block_on(async {
+            let fixture = super::redis_cluster().await;
+            escape::server_stats_count_hits_and_misses(fixture.redis_store(), 3).await;
+        })
+    }
+}

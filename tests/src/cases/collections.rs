@@ -654,3 +654,76 @@ pub async fn concurrent_field_and_score_increments_sum_exactly(ctx: &Ctx) {
     assert_eq!(coll(ctx).hget(&hash, "n").await.unwrap(), Some(s("500")));
     assert_eq!(coll(ctx).zscore(&zset, b"m").await.unwrap(), Some(250.0));
 }
+
+/// Typed handles: values and members go through the cache's codec, keys carry its namespace.
+pub async fn typed_handles_round_trip_through_the_codec(ctx: &Ctx) {
+    let cache = cache_core::Cache::builder(ctx.store().clone())
+        .namespace(ctx.key("app"))
+        .build();
+    let profiles = cache.hash::<Vec<String>>("profile:1").unwrap();
+    assert!(
+        profiles
+            .set("langs", &vec!["en".into(), "fr".into()])
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        profiles.get("langs").await.unwrap(),
+        Some(vec!["en".to_string(), "fr".to_string()])
+    );
+    assert_eq!(profiles.incr_by("visits", 2).await.unwrap(), 2);
+    assert_eq!(profiles.len().await.unwrap(), 2);
+    let full = format!("{}:profile:1", ctx.key("app"));
+    assert_eq!(
+        coll(ctx).hget(&full, "langs").await.unwrap(),
+        Some(s(r#"["en","fr"]"#)),
+        "the hash lives under the namespace, its values as the codec writes them"
+    );
+    let jobs = cache.list::<(u32, String)>("jobs").unwrap();
+    jobs.push_back(&[(1, "resize".into()), (2, "mail".into())])
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs.pop_front(1).await.unwrap(),
+        vec![(1, "resize".to_string())]
+    );
+    assert_eq!(
+        jobs.range(0, 10).await.unwrap(),
+        vec![(2, "mail".to_string())]
+    );
+    let tags = cache.set_of::<String>("tags").unwrap();
+    assert_eq!(
+        tags.add(&["a".into(), "b".into(), "a".into()])
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(tags.contains(&"b".into()).await.unwrap());
+    let board = cache.sorted_set::<String>("board").unwrap();
+    board
+        .add(&[(10.0, "ada".into()), (7.0, "grace".into())])
+        .await
+        .unwrap();
+    board.incr_by(&"grace".into(), 5.0).await.unwrap();
+    assert_eq!(
+        board.range_by_rank(0, 2, Order::Descending).await.unwrap(),
+        vec![("grace".to_string(), 12.0), ("ada".to_string(), 10.0)]
+    );
+    assert_eq!(
+        board.rank(&"ada".into(), Order::Descending).await.unwrap(),
+        Some(1)
+    );
+    // A value that does not decode as the handle's type is a Codec error naming the key.
+    let wrong = cache.hash::<u64>("profile:1").unwrap();
+    let e = expect_kind(
+        wrong.get("langs").await,
+        ErrorKind::Codec,
+        "a list read as a u64",
+    );
+    assert!(e.to_string().contains("profile:1"), "{e}");
+    expect_kind(
+        cache.hash::<u64>(""),
+        ErrorKind::InvalidKey,
+        "an empty key under a namespace",
+    );
+}

@@ -171,6 +171,7 @@ macro_rules! __for_each_case {
                 bad_fields_members_values_and_counts_are_refused,
                 concurrent_pushes_and_pops_lose_nothing,
                 concurrent_field_and_score_increments_sum_exactly,
+                typed_handles_round_trip_through_the_codec,
             }
             facade {
                 namespaces_are_isolated,
