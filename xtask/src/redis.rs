@@ -31,7 +31,7 @@ pub(crate) fn conformance(sh: &Shell, backend: &str) -> Result<()> {
     let _image = sh.push_env("CACHE_TEST_REDIS_IMAGE", IMAGE);
     // The standalone suite must start its own server, not reuse a developer's REDIS_URL.
     let _url = sh.push_env("REDIS_URL", "");
-    let mut result = Ok(());
+    let mut result: Result<()> = Ok(());
     for test in tests {
         result = cmd!(sh, "cargo test --locked -p cache-conformance --test {test}")
             .run()
@@ -41,26 +41,48 @@ pub(crate) fn conformance(sh: &Shell, backend: &str) -> Result<()> {
         }
     }
     remove_test_containers(sh);
-    result
+    result?;
+    if backend == "redis" {
+        // The collections example switches to Redis with REDIS_URL.
+        with_server(sh, "example", |sh| {
+            cmd!(
+                sh,
+                "cargo run --locked -p examples --example jobs_and_leaderboard"
+            )
+            .run()?;
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 /// `cargo xtask bench redis`: one server in a container, the bench binary against it.
 pub(crate) fn bench(sh: &Shell) -> Result<()> {
+    with_server(sh, "bench", |sh| {
+        cmd!(sh, "cargo bench --locked -p backend-redis --bench redis").run()?;
+        Ok(())
+    })
+}
+
+/// Runs `work` with `REDIS_URL` set to a fresh server in a container, removed afterwards.
+pub(crate) fn with_server(
+    sh: &Shell,
+    what: &str,
+    work: impl FnOnce(&Shell) -> Result<()>,
+) -> Result<()> {
     ensure_docker(sh)?;
     ensure_image(sh)?;
     let port = free_port()?.to_string();
-    let name = format!("cache-bench-redis-{}", std::process::id());
+    let name = format!("cache-{what}-redis-{}", std::process::id());
     cmd!(
         sh,
         "docker run -d --rm --name {name} --network host {IMAGE} redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no"
     )
     .run()?;
-    let result = (|| -> Result<()> {
-        wait_for_port(&port)?;
+    let result = wait_for_port(&port).and_then(|()| {
         let _url = sh.push_env("REDIS_URL", format!("redis://127.0.0.1:{port}"));
-        cmd!(sh, "cargo bench --locked -p backend-redis --bench redis").run()?;
-        Ok(())
-    })();
+        work(sh)
+    });
     let _ = cmd!(sh, "docker rm -f {name}")
         .quiet()
         .ignore_stdout()

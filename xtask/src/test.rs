@@ -28,6 +28,15 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
     .run()?;
     conformance::run(sh, "memory")?;
 
+    step("examples on the memory backend");
+    cmd!(sh, "cargo run --locked -p examples --example quickstart").run()?;
+    cmd!(
+        sh,
+        "cargo run --locked -p examples --example jobs_and_leaderboard"
+    )
+    .env("REDIS_URL", "")
+    .run()?;
+
     step("cargo doc -D warnings (every crate, every feature)");
     cmd!(
         sh,
