@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use backend_redis::{RedisConfig, RedisStore};
 use bytes::Bytes;
-use cache_core::{CacheStore, SetOptions};
+use cache_core::{CacheStore, CollectionStore, SetOptions};
 use redis::aio::ConnectionManager;
 
 const TASKS: usize = 50;
@@ -31,15 +31,34 @@ enum Op {
     Set,
     GetMany,
     SetMany,
+    HSet,
+    HGet,
+    PushPop,
+    ZIncrBy,
+    Pipeline3,
 }
 
 impl Op {
     fn keys_per_call(self) -> u64 {
         match self {
-            Op::Get | Op::Set => 1,
             Op::GetMany | Op::SetMany => BATCH as u64,
+            Op::PushPop => 2,
+            Op::Pipeline3 => 3,
+            _ => 1,
         }
     }
+}
+
+/// Hashes, lists and sorted sets the collection rows spread over, and the fields per hash.
+const COLLECTIONS: usize = 100;
+const FIELDS: usize = 100;
+
+fn collection_key(kind: &str, seed: &mut u64) -> String {
+    format!("bench:{kind}:{}", next(seed) % COLLECTIONS)
+}
+
+fn field(seed: &mut u64) -> String {
+    format!("f{}", next(seed) % FIELDS)
 }
 
 fn key(i: usize) -> String {
@@ -60,6 +79,46 @@ fn next(state: &mut u64) -> usize {
 
 async fn store_call(store: &RedisStore, op: Op, seed: &mut u64, value: &Bytes) {
     match op {
+        Op::HSet => {
+            let (key, field) = (collection_key("h", seed), field(seed));
+            store.hset(&key, &[(&field, value.clone())]).await.unwrap();
+        }
+        Op::HGet => {
+            let (key, field) = (collection_key("h", seed), field(seed));
+            store.hget(&key, &field).await.unwrap();
+        }
+        Op::PushPop => {
+            let key = collection_key("l", seed);
+            store
+                .lpush(&key, std::slice::from_ref(value))
+                .await
+                .unwrap();
+            store.rpop(&key, 1).await.unwrap();
+        }
+        Op::ZIncrBy => {
+            let (key, member) = (collection_key("z", seed), field(seed));
+            store.zincr_by(&key, member.as_bytes(), 1.0).await.unwrap();
+        }
+        Op::Pipeline3 => {
+            let (k, n) = (
+                key(next(seed) % KEYS),
+                format!("bench:n:{}", next(seed) % KEYS),
+            );
+            let _: (i64, Option<Bytes>) = store
+                .pipeline()
+                .cmd("SET")
+                .key(&k)
+                .arg(value.as_ref())
+                .ignore()
+                .cmd("INCRBY")
+                .key(&n)
+                .arg(1)
+                .cmd("GET")
+                .key(&k)
+                .query()
+                .await
+                .unwrap();
+        }
         Op::Get => {
             store.get(&key(next(seed) % KEYS)).await.unwrap();
         }
@@ -85,6 +144,69 @@ async fn store_call(store: &RedisStore, op: Op, seed: &mut u64, value: &Bytes) {
 
 async fn raw_call(conn: &mut ConnectionManager, op: Op, seed: &mut u64, value: &Bytes) {
     match op {
+        Op::HSet => {
+            let (key, field) = (collection_key("h", seed), field(seed));
+            let _: u64 = redis::cmd("HSET")
+                .arg(key)
+                .arg(field)
+                .arg(value.as_ref())
+                .query_async(conn)
+                .await
+                .unwrap();
+        }
+        Op::HGet => {
+            let (key, field) = (collection_key("h", seed), field(seed));
+            let _: Option<Bytes> = redis::cmd("HGET")
+                .arg(key)
+                .arg(field)
+                .query_async(conn)
+                .await
+                .unwrap();
+        }
+        Op::PushPop => {
+            let key = collection_key("l", seed);
+            let _: u64 = redis::cmd("LPUSH")
+                .arg(&key)
+                .arg(value.as_ref())
+                .query_async(conn)
+                .await
+                .unwrap();
+            let _: Option<Vec<Bytes>> = redis::cmd("RPOP")
+                .arg(&key)
+                .arg(1)
+                .query_async(conn)
+                .await
+                .unwrap();
+        }
+        Op::ZIncrBy => {
+            let (key, member) = (collection_key("z", seed), field(seed));
+            let _: f64 = redis::cmd("ZINCRBY")
+                .arg(key)
+                .arg(1.0)
+                .arg(member)
+                .query_async(conn)
+                .await
+                .unwrap();
+        }
+        Op::Pipeline3 => {
+            let (k, n) = (
+                key(next(seed) % KEYS),
+                format!("bench:n:{}", next(seed) % KEYS),
+            );
+            let _: (i64, Option<Bytes>) = redis::pipe()
+                .cmd("SET")
+                .arg(&k)
+                .arg(value.as_ref())
+                .ignore()
+                .cmd("INCRBY")
+                .arg(n)
+                .arg(1)
+                .cmd("GET")
+                .arg(&k)
+                .query_async(conn)
+                .await
+                .unwrap();
+        }
         Op::Get => {
             let _: Option<Bytes> = redis::cmd("GET")
                 .arg(key(next(seed) % KEYS))
@@ -275,7 +397,17 @@ fn main() {
         );
         let (store_c, raw_c) = (Client::Store(store.clone()), Client::Raw(raw));
         let mut rows = Vec::new();
-        for op in [Op::Get, Op::Set, Op::GetMany, Op::SetMany] {
+        for op in [
+            Op::Get,
+            Op::Set,
+            Op::GetMany,
+            Op::SetMany,
+            Op::HSet,
+            Op::HGet,
+            Op::PushPop,
+            Op::ZIncrBy,
+            Op::Pipeline3,
+        ] {
             let (mut store_side, mut raw_side) = (Side::default(), Side::default());
             for i in 0..ROUNDS {
                 if i % 2 == 0 {
@@ -304,6 +436,11 @@ fn main() {
             Op::Set => "set vs SET",
             Op::GetMany => "get_many(16) vs MGET",
             Op::SetMany => "set_many(16) vs MSET",
+            Op::HSet => "hset vs HSET",
+            Op::HGet => "hget vs HGET",
+            Op::PushPop => "lpush + rpop vs LPUSH + RPOP",
+            Op::ZIncrBy => "zincr_by vs ZINCRBY",
+            Op::Pipeline3 => "pipeline of 3 vs redis::pipe",
         };
         let mut bars = Vec::new();
         for (op, s, r) in &rows {
@@ -318,7 +455,7 @@ fn main() {
             let vs_ceiling = match (ceiling, op) {
                 (Some((get, _)), Op::Get | Op::GetMany) => format!("{:.2}x", keys_per_s / get),
                 (Some((_, set)), Op::Set | Op::SetMany) => format!("{:.2}x", keys_per_s / set),
-                (None, _) => "n/a".to_owned(),
+                _ => "n/a".to_owned(),
             };
             println!(
                 "| {} | {:.0} | {:.0} | {ratio:.3}x ({lo:.2}–{hi:.2}) | {:.0} | {} | {:.2} / {:.2} ({:.3}x) |",
