@@ -1,19 +1,7 @@
 //! Hashes, lists, sets and sorted sets in the memory store: each is one entry, charged the bytes of
 //! its fields, members and values, evicted and expired whole.
 //!
-//! Complexity, for a collection of `n` elements and an operation on `k` of them:
-//!
-//! | operation | cost |
-//! |---|---|
-//! | `hset`, `hget`, `hmget`, `hdel`, `hincr_by`, `hexists` | O(k log n) (a `BTreeMap`) |
-//! | `hscan`, `sscan` (a page of `c`) | O(c + log n) |
-//! | `lpush`, `rpush`, `lpop`, `rpop` | O(k) (a `VecDeque`) |
-//! | `lrange` (`c` values), `ltrim` | O(c), O(removed) |
-//! | `sadd`, `srem`, `sismember` | O(k log n) (a `BTreeSet`) |
-//! | `zadd`, `zincr_by`, `zrem`, `zscore` | O(k log n) (a `BTreeSet` by score and a map by member) |
-//! | `zrank`, `zrange_by_rank` from rank `r` | O(r + c): ranks are counted, not indexed |
-//! | `zrange_by_score` (`c` after `offset`) | O(log n + offset + c) |
-//! | `hlen`, `llen`, `scard`, `zcard` | O(1) |
+//! The cost of each operation is in the crate's README ("Collections").
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
