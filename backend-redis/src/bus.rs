@@ -23,8 +23,11 @@ use crate::error::map_redis_error;
 ///   key prefixes do not hear each other.
 /// - Standalone: the configured server. Cluster: any one node, since Redis Cluster forwards
 ///   `PUBLISH` to every node; after a node fails, the subscription moves to the next seed node, and
-///   so does the publishing connection when a publish fails for want of a connection (the publish
-///   is then retried once).
+///   so does the publishing connection when a publish fails for want of a connection.
+/// - A publish that fails with a retryable error is sent once more (on another node, or on the
+///   reconnected connection): a duplicate invalidation is harmless, a lost one is not. If that
+///   fails too, [`publish`](InvalidationBus::publish) returns the error, and the
+///   [`TieredCache`](cache_core::TieredCache) write that caused it returns it too.
 ///   Sentinel: the master the Sentinels name, asked again at every resubscription, so that after a
 ///   failover (Sentinel drops the old master's clients) the bus follows the new master.
 /// - When the subscription connection drops, it reconnects with backoff (per
@@ -315,10 +318,15 @@ impl InvalidationBus for RedisBus {
             .publish_on(publisher.conn.clone(), &payload)
             .await
         {
-            Err(e) if e.is_retryable() => match self.shared.move_publisher(&publisher).await {
-                Some(conn) => self.shared.publish_on(conn, &payload).await,
-                None => Err(e),
-            },
+            // An invalidation may arrive twice without harm: send it again, through another node
+            // if there is one, else on the connection the manager has reopened meanwhile.
+            Err(e) if e.is_retryable() => {
+                let conn = match self.shared.move_publisher(&publisher).await {
+                    Some(conn) => conn,
+                    None => publisher.conn,
+                };
+                self.shared.publish_on(conn, &payload).await
+            }
             result => result,
         }
     }

@@ -146,6 +146,13 @@ pub struct RedisConfig {
     /// How long one command (one round trip) may take, including waiting for a reconnect.
     /// Default: 1 s.
     pub command_timeout: Duration,
+    /// How long a connection may sit idle before a command that must not run twice (`incr_by`, a
+    /// conditional set, a script, ...) is preceded by a `PING`. A server that died meanwhile left
+    /// the connection dead; the `PING` finds that out, the store reconnects, and the command is sent
+    /// once, on the new connection. Commands that may run twice (reads, plain sets) skip the check:
+    /// they are simply sent again if the connection turns out to be dead. `Duration::MAX`: never
+    /// check. Default: 1 s.
+    pub health_check_interval: Duration,
     /// The reconnect policy. Default: [`RetryPolicy::default`].
     pub retry: RetryPolicy,
     /// Prepended to every key in Redis, so several apps can share one database. Default: empty.
@@ -168,6 +175,7 @@ impl Default for RedisConfig {
             sentinel_tls: false,
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(1),
+            health_check_interval: Duration::from_secs(1),
             retry: RetryPolicy::default(),
             key_prefix: String::new(),
             limits: Limits::default(),
@@ -192,6 +200,7 @@ impl fmt::Debug for RedisConfig {
             .field("sentinel_tls", &self.sentinel_tls)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
+            .field("health_check_interval", &self.health_check_interval)
             .field("retry", &self.retry)
             .field("key_prefix", &self.key_prefix)
             .field("limits", &self.limits)
@@ -488,6 +497,13 @@ impl RedisConfigBuilder {
     /// How long one command may take.
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.config.command_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may idle before a command that must not run twice is preceded by a
+    /// `PING`; see [`RedisConfig::health_check_interval`].
+    pub fn health_check_interval(mut self, interval: Duration) -> Self {
+        self.config.health_check_interval = interval;
         self
     }
 

@@ -1,7 +1,13 @@
 //! Connections for the three modes behind one [`ConnectionLike`] type: a reconnecting
 //! [`ConnectionManager`] (standalone), a cluster connection, and a Sentinel-resolved manager that
 //! finds the master again after a failover.
+//!
+//! A connection whose server died while it sat idle is still there until something is sent on it,
+//! and redis-rs fails that first command (while it reconnects). [`Managed`] hides this: a command
+//! that may safely run twice is sent again on the new connection, and one that may not is preceded
+//! by a `PING` when the connection has been idle for [`RedisConfig::health_check_interval`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -15,6 +21,7 @@ use redis::{
     IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisError, RedisFuture, ServerErrorKind,
     TlsCertificates, Value,
 };
+use std::future::Future;
 use std::time::Instant;
 
 use crate::config::{NodeAddr, RedisConfig, RedisMode, TlsConfig};
@@ -23,7 +30,8 @@ use crate::error::map_redis_error;
 /// One connection handle of any mode; cloning is cheap and clones share the connection.
 #[derive(Clone)]
 pub(crate) enum Conn {
-    Single(ConnectionManager),
+    Single(Managed),
+    // The cluster client reconnects and resends on its own.
     Cluster(ClusterConnection),
     Sentinel(SentinelConn),
 }
@@ -31,7 +39,7 @@ pub(crate) enum Conn {
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Single(c) => Box::pin(c.send(cmd)),
             Conn::Cluster(c) => c.req_packed_command(cmd),
             Conn::Sentinel(c) => c.req_packed_command(cmd),
         }
@@ -44,7 +52,7 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Single(c) => Box::pin(c.send_part(pipeline, offset, count)),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
@@ -52,10 +60,224 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Single(c) => c.get_db(),
+            Conn::Single(c) => c.manager.get_db(),
             Conn::Cluster(c) => c.get_db(),
             Conn::Sentinel(c) => c.get_db(),
         }
+    }
+}
+
+/// A [`ConnectionManager`] that survives a dead idle connection (see the module docs).
+#[derive(Clone)]
+pub(crate) struct Managed {
+    manager: ConnectionManager,
+    health: Arc<Health>,
+}
+
+/// When the connection last answered, and how long it may idle before it is checked.
+struct Health {
+    born: Instant,
+    /// Milliseconds after `born`.
+    last_answer: AtomicU64,
+    check_after: Duration,
+    /// The whole of a call, its check and its second attempt included.
+    budget: Duration,
+}
+
+impl Health {
+    fn now(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn idle_too_long(&self, now: u64) -> bool {
+        let idle = now.saturating_sub(self.last_answer.load(Ordering::Relaxed));
+        u128::from(idle) > self.check_after.as_millis()
+    }
+
+    fn answered(&self, now: u64) {
+        // Read first: a store on every command would bounce the cache line between threads.
+        if self.last_answer.load(Ordering::Relaxed) != now {
+            self.last_answer.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What [`Managed`] sends: one command or part of a pipeline.
+trait Request {
+    type Reply;
+
+    fn send<'a>(&'a self, manager: &'a mut ConnectionManager) -> RedisFuture<'a, Self::Reply>;
+
+    /// Whether running it twice gives the same state and the same answer as running it once.
+    fn runs_safely_twice(&self) -> bool;
+}
+
+impl Request for Cmd {
+    type Reply = Value;
+
+    fn send<'a>(&'a self, manager: &'a mut ConnectionManager) -> RedisFuture<'a, Value> {
+        manager.req_packed_command(self)
+    }
+
+    fn runs_safely_twice(&self) -> bool {
+        idempotent(self)
+    }
+}
+
+struct PipelinePart<'a> {
+    pipeline: &'a Pipeline,
+    offset: usize,
+    count: usize,
+}
+
+impl Request for PipelinePart<'_> {
+    type Reply = Vec<Value>;
+
+    fn send<'a>(&'a self, manager: &'a mut ConnectionManager) -> RedisFuture<'a, Vec<Value>> {
+        manager.req_packed_commands(self.pipeline, self.offset, self.count)
+    }
+
+    fn runs_safely_twice(&self) -> bool {
+        self.pipeline.cmd_iter().all(idempotent)
+    }
+}
+
+/// Commands whose second run changes nothing and answers as the first did: reads, and writes that
+/// set a value outright. Anything else (`INCR`, `DEL`, `SET NX`, scripts, ...) is sent once.
+fn idempotent(cmd: &Cmd) -> bool {
+    let mut args = cmd.args_iter().map(|arg| match arg {
+        redis::Arg::Simple(bytes) => bytes,
+        _ => b"",
+    });
+    let Some(name) = args.next() else {
+        return false;
+    };
+    const READS: &[&[u8]] = &[
+        b"PING",
+        b"GET",
+        b"MGET",
+        b"EXISTS",
+        b"PTTL",
+        b"TTL",
+        b"SCAN",
+        b"INFO",
+        b"TYPE",
+        b"STRLEN",
+        b"HGET",
+        b"HMGET",
+        b"HGETALL",
+        b"HLEN",
+        b"HEXISTS",
+        b"LRANGE",
+        b"LLEN",
+        b"SMEMBERS",
+        b"SISMEMBER",
+        b"SCARD",
+        b"ZSCORE",
+        b"ZRANGE",
+        b"ZREVRANGE",
+        b"ZCARD",
+        b"ZRANK",
+        b"ZREVRANK",
+        b"ZCOUNT",
+        b"DBSIZE",
+        b"PEXPIRE",
+        b"MSET",
+    ];
+    if READS.iter().any(|read| name.eq_ignore_ascii_case(read)) {
+        return true;
+    }
+    // A plain SET; with NX its answer would change, and with GET the value it returns.
+    name.eq_ignore_ascii_case(b"SET")
+        && args
+            .skip(2)
+            .all(|a| !a.eq_ignore_ascii_case(b"NX") && !a.eq_ignore_ascii_case(b"GET"))
+}
+
+/// Whether `err` says the connection was gone (rather than slow, or the command refused).
+fn connection_gone(err: &RedisError) -> bool {
+    err.is_connection_dropped() || err.is_connection_refusal()
+}
+
+impl Managed {
+    fn new(manager: ConnectionManager, config: &RedisConfig) -> Self {
+        Managed {
+            manager,
+            health: Arc::new(Health {
+                born: Instant::now(),
+                last_answer: AtomicU64::new(0),
+                check_after: config.health_check_interval,
+                budget: config.command_timeout,
+            }),
+        }
+    }
+
+    fn send_part<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> impl Future<Output = redis::RedisResult<Vec<Value>>> + 'a {
+        async move {
+            let part = PipelinePart {
+                pipeline,
+                offset,
+                count,
+            };
+            self.send(&part).await
+        }
+    }
+
+    /// Sends `request`; when the connection turns out to be gone, the manager reconnects and the
+    /// request goes again on the new connection, if that is safe, within the command timeout.
+    async fn send<R: Request>(&mut self, request: &R) -> redis::RedisResult<R::Reply> {
+        let started = self.health.now();
+        let safe_twice = request.runs_safely_twice();
+        if safe_twice || !self.health.idle_too_long(started) {
+            let result = request.send(&mut self.manager).await;
+            match &result {
+                Ok(_) => self.health.answered(started),
+                Err(e) if safe_twice && connection_gone(e) => {
+                    return self.within_budget(started, request, false).await;
+                }
+                Err(_) => {}
+            }
+            return result;
+        }
+        self.within_budget(started, request, true).await
+    }
+
+    /// The slow path: an optional `PING` (sent twice if the first finds the connection gone), then
+    /// the request, all within what is left of the budget.
+    async fn within_budget<R: Request>(
+        &mut self,
+        started: u64,
+        request: &R,
+        check_first: bool,
+    ) -> redis::RedisResult<R::Reply> {
+        let spent = Duration::from_millis(self.health.now().saturating_sub(started));
+        let left = self.health.budget.saturating_sub(spent);
+        let attempt = async {
+            if check_first {
+                let ping = redis::cmd("PING");
+                if let Err(e) = ping.send(&mut self.manager).await {
+                    if !connection_gone(&e) {
+                        return Err(e);
+                    }
+                    tracing::debug!("redis connection was gone while idle; reconnecting");
+                    ping.send(&mut self.manager).await?;
+                }
+            }
+            request.send(&mut self.manager).await
+        };
+        let result = match tokio::time::timeout(left, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()),
+        };
+        if result.is_ok() {
+            self.health.answered(self.health.now());
+        }
+        result
     }
 }
 
@@ -184,7 +406,7 @@ pub(crate) async fn open_manager(
     client: Client,
     config: &RedisConfig,
     what: &str,
-) -> Result<ConnectionManager> {
+) -> Result<Managed> {
     if let Err(e) = client
         .get_multiplexed_async_connection_with_config(&connection_config(config))
         .await
@@ -194,9 +416,10 @@ pub(crate) async fn open_manager(
             return Err(err);
         }
     }
-    ConnectionManager::new_with_config(client, manager_config(config))
+    let manager = ConnectionManager::new_with_config(client, manager_config(config))
         .await
-        .map_err(|e| map_redis_error(e, what, None))
+        .map_err(|e| map_redis_error(e, what, None))?;
+    Ok(Managed::new(manager, config))
 }
 
 /// Connects in the configured mode, failing within [`RedisConfig::retry`] if the server is
@@ -250,7 +473,7 @@ struct SentinelState {
 
 struct Current {
     generation: u64,
-    manager: ConnectionManager,
+    manager: Managed,
     addr: NodeAddr,
 }
 
@@ -280,7 +503,7 @@ impl SentinelConn {
         self.0.current.read().expect("not poisoned").addr.clone()
     }
 
-    fn snapshot(&self) -> (u64, ConnectionManager) {
+    fn snapshot(&self) -> (u64, Managed) {
         let current = self.0.current.read().expect("not poisoned");
         (current.generation, current.manager.clone())
     }
@@ -319,7 +542,7 @@ impl SentinelConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         let (generation, mut manager) = self.snapshot();
         Box::pin(async move {
-            let result = manager.req_packed_command(cmd).await;
+            let result = manager.send(cmd).await;
             match &result {
                 Err(e) => self.on_error(generation, e),
                 Ok(value) => self.on_reply(generation, value),
@@ -336,7 +559,7 @@ impl SentinelConn {
     ) -> RedisFuture<'a, Vec<Value>> {
         let (generation, mut manager) = self.snapshot();
         Box::pin(async move {
-            let result = manager.req_packed_commands(pipeline, offset, count).await;
+            let result = manager.send_part(pipeline, offset, count).await;
             match &result {
                 Err(e) => self.on_error(generation, e),
                 Ok(values) => values.iter().for_each(|v| self.on_reply(generation, v)),
@@ -377,6 +600,7 @@ impl SentinelState {
         else {
             return;
         };
+        let manager = Managed::new(manager, &self.config);
         let mut current = self.current.write().expect("not poisoned");
         if current.addr != addr {
             tracing::info!(old = %current.addr, new = %addr, "redis sentinel: master changed");

@@ -58,6 +58,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "a duration such as 250ms or 1s (default 1s)",
     ),
     (
+        "REDIS_HEALTH_CHECK_INTERVAL",
+        "idle time after which a connection is checked before a write that must not run twice (default 1s)",
+    ),
+    (
         "REDIS_RETRIES",
         "reconnect attempts after a failed one (default 3)",
     ),
@@ -179,6 +183,9 @@ pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Red
     }
     if let Some(timeout) = var("REDIS_COMMAND_TIMEOUT") {
         config.command_timeout = parse_duration("REDIS_COMMAND_TIMEOUT", &timeout)?;
+    }
+    if let Some(interval) = var("REDIS_HEALTH_CHECK_INTERVAL") {
+        config.health_check_interval = parse_duration("REDIS_HEALTH_CHECK_INTERVAL", &interval)?;
     }
     if let Some(retries) = var("REDIS_RETRIES") {
         let max_retries = retries

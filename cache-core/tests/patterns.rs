@@ -718,6 +718,65 @@ async fn a_write_whose_reply_is_lost_drops_the_l1_copies_and_is_announced() {
     eventually(async || b.get::<String>("k").await.unwrap().as_deref() == Some("v1")).await;
 }
 
+/// A bus whose publishes fail while `down` is set.
+#[derive(Debug, Clone, Default)]
+struct DownBus {
+    inner: InProcessBus,
+    down: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl cache_core::InvalidationBus for DownBus {
+    async fn publish(&self, message: &cache_core::Invalidation) -> Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(cache_core::Error::new(ErrorKind::Connection, "bus down"));
+        }
+        self.inner.publish(message).await
+    }
+
+    async fn subscribe(&self) -> Result<futures::stream::BoxStream<'static, cache_core::BusEvent>> {
+        self.inner.subscribe().await
+    }
+}
+
+/// A change that could not be announced is an error, although it was made: another instance may
+/// go on serving the value it replaced. Retrying once the bus works announces it.
+#[tokio::test]
+async fn a_change_whose_announcement_fails_is_an_error() {
+    let l2 = MemoryStore::new();
+    let bus = DownBus::default();
+    let instance = || {
+        TieredCache::builder(MemoryStore::new(), l2.clone())
+            .l1_ttl(Duration::from_secs(600))
+            .bus(bus.clone())
+            .build()
+    };
+    let (a, b) = (instance(), instance());
+    tokio::spawn(b.listen().await.unwrap().run());
+    a.set("k", &1).await.unwrap();
+    eventually(async || b.stats().bus_messages == 1).await;
+    assert_eq!(b.get::<u32>("k").await.unwrap(), Some(1));
+
+    bus.down.store(true, Ordering::SeqCst);
+    let err = a.set("k", &2).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection);
+    assert!(err.is_retryable());
+    assert!(err.message().contains("was made"), "{err}");
+    assert_eq!(a.stats().bus_publish_errors, 1);
+    assert_eq!(
+        a.get::<u32>("k").await.unwrap(),
+        Some(2),
+        "the write was made"
+    );
+    assert!(a.delete("k").await.is_err());
+    assert!(a.clear().await.is_err());
+    assert_eq!(a.stats().bus_publish_errors, 3);
+
+    bus.down.store(false, Ordering::SeqCst);
+    a.set("k", &3).await.unwrap();
+    eventually(async || b.get::<u32>("k").await.unwrap() == Some(3)).await;
+}
+
 #[tokio::test]
 async fn a_value_written_while_the_loader_runs_is_not_overwritten() {
     let load_old = |loaded: oneshot::Receiver<()>| async move {

@@ -191,3 +191,86 @@ fn redis_bus_reconnects_and_the_l1_is_cleared() {
         server.kill();
     })
 }
+
+/// Redis restarts; both instances resync. Then b holds `k` in its L1 while a's publishing
+/// connection is the one that sat idle through the restart. a's write must reach b: a write never
+/// returns `Ok` while another instance may go on serving the value it replaced.
+#[test]
+fn a_write_after_a_restart_reaches_the_other_instances_l1() {
+    cache_conformance::block_on(async {
+        let launcher = Launcher::detect();
+        let (mut server, port) = launch_standalone(&launcher).await;
+        let config = with_test_settings(
+            RedisConfig::builder()
+                .standalone("127.0.0.1", port)
+                .build()
+                .unwrap(),
+        );
+        let instance = async || {
+            let cache = TieredCache::builder(
+                MemoryStore::new(),
+                RedisStore::connect(config.clone()).await.unwrap(),
+            )
+            .l1_ttl(Duration::from_secs(600))
+            .bus(RedisBus::connect(&config, "restart").await.unwrap())
+            .build();
+            tokio::spawn(cache.listen().await.unwrap().run());
+            cache
+        };
+        let (a, b) = (instance().await, instance().await);
+        a.set("k", &1).await.unwrap();
+        assert_eq!(b.get::<u32>("k").await.unwrap(), Some(1));
+
+        server.stop().await;
+        server.restart(port).await;
+        let started = Instant::now();
+        while a.stats().bus_resyncs == 0 || b.stats().bus_resyncs == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "the buses never resynced: a {:?}, b {:?}",
+                a.stats(),
+                b.stats()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // a's store is in use again (a read succeeded); its bus's publishing connection is not.
+        while a.get::<u32>("warm").await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "a's store never recovered"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // b loads the key again (Redis came back empty); a load announces nothing.
+        let loaded: u32 = b
+            .get_or_insert_with("k", None, || async { Ok::<_, std::io::Error>(25) })
+            .await
+            .unwrap();
+        assert_eq!(loaded, 25);
+        assert_eq!(b.get::<u32>("k").await.unwrap(), Some(25));
+        // Quiet for a while, as a service between requests.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+
+        match a.set("k", &3).await {
+            Ok(()) => {
+                let written_at = Instant::now();
+                while b.get::<u32>("k").await.unwrap() != Some(3) {
+                    assert!(
+                        written_at.elapsed() < Duration::from_secs(5),
+                        "a.set returned Ok, but b still serves {:?} 5 s later; a's stats {:?}",
+                        b.get::<u32>("k").await.unwrap(),
+                        a.stats()
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                eprintln!(
+                    "b read the new value {:?} after a's set",
+                    written_at.elapsed()
+                );
+            }
+            Err(e) => panic!("a's first write after the restart failed: {e}"),
+        }
+        assert_eq!(a.stats().bus_publish_errors, 0, "{:?}", a.stats());
+        server.kill();
+    })
+}

@@ -453,3 +453,106 @@ fn bus_publisher_moves_off_a_dead_cluster_node() {
         }
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Idle connections through a restart.
+
+/// One call of each kind, each made by a store of its own whose connection sat idle while Redis
+/// was killed and restarted: every one must reconnect and succeed, not fail with the dead
+/// connection's "broken pipe". Writes that may not run twice (`incr_by`, a conditional set, a
+/// compare-and-swap) are among them, and must have run exactly once.
+#[test]
+fn idle_stores_first_call_of_each_kind_succeeds_after_a_restart() {
+    const KINDS: &[&str] = &[
+        "ping",
+        "get",
+        "set",
+        "set_if_absent",
+        "get_many",
+        "set_many",
+        "delete",
+        "delete_many",
+        "exists",
+        "ttl",
+        "expire",
+        "persist",
+        "incr_by",
+        "compare_and_swap",
+        "scan",
+        "clear",
+    ];
+    cache_conformance::block_on(async {
+        let launcher = Launcher::detect();
+        let (mut server, port) = launch_standalone(&launcher).await;
+        let config = with_test_settings(
+            RedisConfig::builder()
+                .standalone("127.0.0.1", port)
+                .command_timeout(COMMAND_TIMEOUT)
+                .build()
+                .unwrap(),
+        );
+        let mut stores = Vec::new();
+        for _ in KINDS {
+            let store = RedisStore::connect(config.clone()).await.unwrap();
+            store.ping().await.unwrap();
+            stores.push(store);
+        }
+
+        server.stop().await;
+        server.restart(port).await;
+        // Idle a while with the server back, as a quiet service would.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+
+        let mut failures = Vec::new();
+        for (kind, store) in KINDS.iter().zip(&stores) {
+            let key = format!("idle:{kind}");
+            let v = || Bytes::from_static(b"v");
+            let started = Instant::now();
+            let result = match *kind {
+                "ping" => store.ping().await.map(drop),
+                "get" => store.get(&key).await.map(drop),
+                "set" => store.set(&key, v(), SetOptions::new()).await.map(drop),
+                "set_if_absent" => store
+                    .set(&key, v(), SetOptions::new().if_absent())
+                    .await
+                    .map(|set| assert!(set, "the conditional set ran twice")),
+                "get_many" => store.get_many(&[&key, "idle:other"]).await.map(drop),
+                "set_many" => store.set_many(&[(&key, v())], None).await,
+                "delete" => store.delete(&key).await.map(drop),
+                "delete_many" => store.delete_many(&[&key]).await.map(drop),
+                "exists" => store.exists(&key).await.map(drop),
+                "ttl" => store.ttl(&key).await.map(drop),
+                "expire" => store.expire(&key, Duration::from_secs(5)).await.map(drop),
+                "persist" => store.persist(&key).await.map(drop),
+                "incr_by" => store
+                    .incr_by(&key, 1, None)
+                    .await
+                    .map(|n| assert_eq!(n, 1, "the increment ran twice")),
+                "compare_and_swap" => store
+                    .compare_and_swap(&key, None, Some(v()), None)
+                    .await
+                    .map(|swapped| assert!(swapped, "the compare-and-swap ran twice")),
+                "scan" => store
+                    .scan("idle:", cache_core::ScanCursor::start(), 10)
+                    .await
+                    .map(drop),
+                "clear" => store.clear("idle:none:").await.map(drop),
+                other => unreachable!("{other}"),
+            };
+            if let Err(e) = result {
+                failures.push(format!("{kind}: {e}"));
+            } else {
+                assert!(
+                    started.elapsed() <= COMMAND_TIMEOUT + SLACK,
+                    "{kind} took {:?}, more than the command timeout",
+                    started.elapsed()
+                );
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "first calls after the restart failed: {failures:#?}"
+        );
+        stores[0].clear("idle:").await.unwrap();
+    });
+}

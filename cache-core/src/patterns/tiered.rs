@@ -41,7 +41,9 @@ use crate::{
 /// announced by another instance) is dropped again, and a read that starts after a write or delete
 /// returned never gets the answer of an L2 read made before it. A value loaded by
 /// `get_or_insert_with` is stored in L2 only if the key is still absent there, so a write made while
-/// the loader ran is not overwritten.
+/// the loader ran is not overwritten. A write, delete or clear whose announcement fails returns that
+/// error although the change was made: other instances may serve the old value until they resync
+/// or their copy expires, so it must not report success. Retrying the call announces it again.
 ///
 /// **Fail-safe.** When L2 fails (a connection error or the [`l2_timeout`](TieredCacheBuilder::l2_timeout))
 /// a read serves the L1 copy, even one that expired up to
@@ -830,8 +832,9 @@ impl Core {
             // The reply was lost, not necessarily the write: no copy of the key can be trusted.
             let _ = self.l1.delete_now(key);
         }
-        self.publish(InvalidationOp::Set, key).await;
-        written.map(drop)
+        let announced = self.publish(InvalidationOp::Set, key).await;
+        written.map(drop)?;
+        announced
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
@@ -843,7 +846,10 @@ impl Core {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.l1.delete_now(key)?;
         if may_have_changed_l2(&result) {
-            self.publish(InvalidationOp::Delete, key).await;
+            let announced = self.publish(InvalidationOp::Delete, key).await;
+            let deleted = result?;
+            announced?;
+            return Ok(deleted);
         }
         result
     }
@@ -856,18 +862,34 @@ impl Core {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.l1.clear_now(&self.prefix)?;
         if may_have_changed_l2(&removed) {
-            self.publish(InvalidationOp::Clear, &self.prefix).await;
+            let announced = self.publish(InvalidationOp::Clear, &self.prefix).await;
+            let removed = removed?;
+            announced?;
+            return Ok(removed);
         }
         removed
     }
 
-    async fn publish(&self, op: InvalidationOp, key: &str) {
-        let Some(bus) = &self.bus else { return };
+    /// Announces a change. A failure is returned: the change is made, but other instances may
+    /// still serve what it replaced, so the write must not report success.
+    async fn publish(&self, op: InvalidationOp, key: &str) -> Result<()> {
+        let Some(bus) = &self.bus else { return Ok(()) };
         let message = Invalidation::new(self.id.clone(), op, key);
-        if let Err(e) = bus.publish(&message).await {
+        bus.publish(&message).await.map_err(|e| {
             bump(&self.stats.bus_publish_errors);
             tracing::debug!(key, error = %e.kind(), "invalidation publish failed");
-        }
+            Error::new(
+                e.kind(),
+                format!(
+                    "the change of key {} was made, but announcing it to other instances failed, \
+                     so they may serve the old value until they resync or their L1 copy expires; \
+                     retry the call to announce it again",
+                    crate::limits::preview(key)
+                ),
+            )
+            .with_retryable(e.is_retryable())
+            .with_source(e)
+        })
     }
 
     async fn apply(&self, event: BusEvent) {
