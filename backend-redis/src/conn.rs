@@ -21,7 +21,6 @@ use redis::{
     IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisError, RedisFuture, ServerErrorKind,
     TlsCertificates, Value,
 };
-use std::future::Future;
 use std::time::Instant;
 
 use crate::config::{NodeAddr, RedisConfig, RedisMode, TlsConfig};
@@ -212,20 +211,18 @@ impl Managed {
         }
     }
 
-    fn send_part<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
+    async fn send_part(
+        &mut self,
+        pipeline: &Pipeline,
         offset: usize,
         count: usize,
-    ) -> impl Future<Output = redis::RedisResult<Vec<Value>>> + 'a {
-        async move {
-            let part = PipelinePart {
-                pipeline,
-                offset,
-                count,
-            };
-            self.send(&part).await
-        }
+    ) -> redis::RedisResult<Vec<Value>> {
+        let part = PipelinePart {
+            pipeline,
+            offset,
+            count,
+        };
+        self.send(&part).await
     }
 
     /// Sends `request`; when the connection turns out to be gone, the manager reconnects and the
