@@ -52,6 +52,10 @@ end
 return 1
 ";
 
+/// The largest `COUNT` a scan sends: the caller's count is a hint, and Redis refuses counts beyond
+/// `i64`, while a huge one would stall the server walking its keyspace in one step.
+const MAX_SCAN_COUNT: usize = 10_000;
+
 /// How many keys one `SCAN` step of [`CacheStore::clear`] asks for, and one `UNLINK` removes.
 const CLEAR_BATCH: usize = 1000;
 
@@ -306,7 +310,7 @@ impl RedisStore {
             .arg("MATCH")
             .arg(pattern)
             .arg("COUNT")
-            .arg(count.max(1));
+            .arg(count.clamp(1, MAX_SCAN_COUNT));
         match (node, &self.inner.conn) {
             (Some(node), Conn::Cluster(conn)) => {
                 let (host, port) = split_addr(node)?;

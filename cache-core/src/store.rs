@@ -252,7 +252,8 @@ pub trait CacheStore: Send + Sync + Debug {
     /// Behavior:
     /// - every key that exists with the prefix for the whole scan is returned at least once;
     /// - no key without the prefix is ever returned;
-    /// - `count` is a hint of the page size, not a bound: pages may be smaller, larger or empty;
+    /// - `count` is a hint of the page size, not a bound: pages may be smaller, larger or empty; any
+    ///   value is accepted (`0` and `usize::MAX` included), and backends cap it as they see fit;
     /// - no single call walks the whole keyspace.
     async fn scan(&self, prefix: &str, cursor: ScanCursor, count: usize) -> Result<ScanPage>;
 

@@ -126,6 +126,7 @@ macro_rules! __for_each_case {
                 scan_stream_yields_every_key,
                 scan_skips_expired_keys,
                 scan_treats_glob_characters_literally,
+                scan_accepts_any_count_hint,
             }
             clear {
                 clear_removes_only_its_prefix,

@@ -115,3 +115,13 @@ pub async fn scan_treats_glob_characters_literally(ctx: &Ctx) {
         );
     }
 }
+
+/// scan: `count` is only a hint, so any value works, `usize::MAX` and zero included.
+pub async fn scan_accepts_any_count_hint(ctx: &Ctx) {
+    let prefix = ctx.key("hint:");
+    let expected = fill(ctx, &prefix, 30).await;
+    for count in [usize::MAX, u32::MAX as usize + 1, 0] {
+        let seen = scan_all(ctx, &prefix, count).await;
+        assert_eq!(seen, expected, "count {count}: {}", diff(&expected, &seen));
+    }
+}
