@@ -156,6 +156,11 @@ pub struct RedisConfig {
     /// The reconnect policy. Default: [`RetryPolicy::default`].
     pub retry: RetryPolicy,
     /// Prepended to every key in Redis, so several apps can share one database. Default: empty.
+    ///
+    /// It must end with a delimiter (an ASCII punctuation character such as `:`), or be empty: with
+    /// `"app"`, the store's `clear("")` would also delete the keys of a store whose prefix is
+    /// `"app1:"`. Prefixes still nest as [`Cache`](cache_core::Cache) namespaces do: `"app:"`
+    /// contains `"app:jobs:"`, so give unrelated stores prefixes that do not start one another.
     pub key_prefix: String,
     /// Key and value limits. Default: [`Limits::default`].
     pub limits: Limits,
@@ -361,6 +366,18 @@ impl RedisConfig {
             }
             _ => {}
         }
+        if self
+            .key_prefix
+            .chars()
+            .last()
+            .is_some_and(|last| !last.is_ascii_punctuation())
+        {
+            return bad(format!(
+                "key_prefix {:?} must end with a delimiter such as ':' (e.g. \"{}:\"), or it is \
+                 also the prefix of other prefixes' keys",
+                self.key_prefix, self.key_prefix
+            ));
+        }
         if self.db < 0 {
             return bad(format!("db must not be negative, got {}", self.db));
         }
@@ -513,7 +530,8 @@ impl RedisConfigBuilder {
         self
     }
 
-    /// The prefix of every key in Redis.
+    /// The prefix of every key in Redis; it must end with a delimiter such as `:` (see
+    /// [`RedisConfig::key_prefix`]).
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.config.key_prefix = prefix.into();
         self
@@ -555,6 +573,19 @@ mod tests {
             !debug.contains("p@ss") && !debug.contains("p%40ss"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn a_key_prefix_must_end_with_a_delimiter() {
+        for ok in ["", "app:", "app/", "{tenant}", "a.b."] {
+            let built = RedisConfig::builder().key_prefix(ok).build();
+            assert!(built.is_ok(), "{ok:?}: {built:?}");
+        }
+        for bad in ["app", "app1", "caché"] {
+            let err = RedisConfig::builder().key_prefix(bad).build().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{bad:?}");
+            assert!(err.message().contains("delimiter"), "{err}");
+        }
     }
 
     #[test]

@@ -32,7 +32,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("REDIS_USERNAME", "ACL user name"),
     ("REDIS_PASSWORD", "password"),
     ("REDIS_DB", "database number (not with a cluster)"),
-    ("REDIS_KEY_PREFIX", "prepended to every key"),
+    (
+        "REDIS_KEY_PREFIX",
+        "prepended to every key; ends with a delimiter such as :",
+    ),
     ("REDIS_TLS", "true or false: speak TLS to Redis"),
     (
         "REDIS_TLS_CA_CERT",

@@ -38,6 +38,39 @@ fn other_clients_read_plain_json_under_the_prefixed_key() {
     })
 }
 
+/// A store's `clear("")` stays inside its prefix: a prefix without a delimiter, which would be the
+/// start of other prefixes (`"app"` of `"app1:"`), is refused; prefixes nest only as documented.
+#[test]
+fn store_prefixes_need_a_delimiter_and_nest_only_as_documented() {
+    use backend_redis::RedisStore;
+    use cache_core::{CacheStore, ErrorKind, SetOptions};
+
+    cache_conformance::block_on(async {
+        let fixture = redis().await;
+        let base = fixture.redis_store().config().clone();
+        let with_prefix = |prefix: String| {
+            let mut config = base.clone();
+            config.key_prefix = prefix;
+            RedisStore::connect(config)
+        };
+        let run = format!("nest{}", std::process::id());
+        let err = with_prefix(format!("{run}app")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+
+        let app = with_prefix(format!("{run}app:")).await.unwrap();
+        let app1 = with_prefix(format!("{run}app1:")).await.unwrap();
+        let jobs = with_prefix(format!("{run}app:jobs:")).await.unwrap();
+        for store in [&app, &app1, &jobs] {
+            store.set("k", "v".into(), SetOptions::new()).await.unwrap();
+        }
+        // "app:" contains "app:jobs:" (they nest), never "app1:".
+        assert_eq!(app.clear("").await.unwrap(), 2);
+        assert!(app1.exists("k").await.unwrap());
+        assert!(!jobs.exists("k").await.unwrap());
+        app1.clear("").await.unwrap();
+    })
+}
+
 /// Scripts, pipelines, transactions and server stats: what `RedisStore` offers beyond the contract.
 mod escape {
     use super::support::escape;
