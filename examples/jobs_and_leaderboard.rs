@@ -38,7 +38,8 @@ async fn main() -> Result<(), Error> {
     };
     let cache = Cache::builder(store)
         .namespace(format!("demo-{}", std::process::id()))
-        .build();
+        .build()
+        .unwrap();
 
     // The job queue: producers push at the tail, workers take batches from the head. Every job is
     // taken by exactly one worker, however many race.

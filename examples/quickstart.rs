@@ -25,11 +25,13 @@ async fn main() -> Result<(), Error> {
         // The store's own hit and miss counts are off by default (they cost every read an atomic
         // write); the typed cache counts its own either way.
         .count_hits_and_misses(true)
-        .build();
+        .build()
+        .unwrap();
     let cache = Cache::builder(store.clone())
         .namespace("shop")
         .default_ttl(Duration::from_secs(300))
-        .build();
+        .build()
+        .unwrap();
 
     // 1. Set and get a typed value.
     let lamp = Product {

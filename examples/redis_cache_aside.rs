@@ -28,7 +28,8 @@ async fn main() -> Result<(), Error> {
     let cache = Cache::builder(store.clone())
         .namespace("shop")
         .default_ttl(Duration::from_secs(300))
-        .build();
+        .build()
+        .unwrap();
 
     // 1. Set and get a typed value. In Redis it is plain JSON under "example:shop:product:1"
     //    (the namespace's separator may differ), readable by any client.

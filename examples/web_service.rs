@@ -142,9 +142,9 @@ impl Settings {
     pub fn memory() -> Self {
         Settings {
             shared: Arc::new(MemoryStore::new()),
-            limits: Arc::new(MemoryStore::builder().max_entries(100_000).build()),
+            limits: Arc::new(MemoryStore::builder().max_entries(100_000).build().unwrap()),
             // Two keys per product locked; far more room than the catalogue needs, so nothing is evicted.
-            locks: Arc::new(MemoryStore::builder().max_entries(100_000).build()),
+            locks: Arc::new(MemoryStore::builder().max_entries(100_000).build().unwrap()),
             bus: Arc::new(InProcessBus::default()),
             rate_limit: 20,
             rate_period: Duration::from_secs(1),
@@ -163,7 +163,8 @@ pub async fn app(settings: Settings) -> Result<Router, Error> {
         .l2_timeout(Duration::from_millis(250))
         .sleeper(tokio::time::sleep)
         .shared_bus(settings.bus)
-        .build();
+        .build()
+        .unwrap();
     tokio::spawn(products.listen().await?.run());
     let state = AppState {
         products,
@@ -172,11 +173,13 @@ pub async fn app(settings: Settings) -> Result<Router, Error> {
             .limit(settings.rate_limit)
             .period(settings.rate_period)
             .algorithm(RateLimitAlgorithm::Gcra)
-            .build(),
+            .build()
+            .unwrap(),
         locks: LockManager::builder(settings.locks)
             .lease(Duration::from_secs(5))
             .sleeper(tokio::time::sleep)
-            .build(),
+            .build()
+            .unwrap(),
         db: settings.db,
     };
     Ok(Router::new()

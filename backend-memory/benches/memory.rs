@@ -152,6 +152,7 @@ fn contestants() -> Vec<(&'static str, Box<dyn Contestant>)> {
             .max_entries(CAPACITY)
             .max_bytes(1 << 30)
             .build()
+            .unwrap()
     };
     vec![
         ("MemoryStore (direct)", Box::new(Direct(store()))),

@@ -34,7 +34,7 @@ const EXPIRY_BUDGET_PER_WRITE: usize = 16;
 /// use cache_core::SetOptions;
 /// use std::time::Duration;
 ///
-/// let store = MemoryStore::builder().max_entries(1_000).max_bytes(1 << 20).build();
+/// let store = MemoryStore::builder().max_entries(1_000).max_bytes(1 << 20).build()?;
 /// store.set("greeting", "hello", SetOptions::new().ttl(Duration::from_secs(60)))?;
 /// assert_eq!(store.get("greeting")?.as_deref(), Some(&b"hello"[..]));
 /// # Ok::<_, cache_core::Error>(())
@@ -131,17 +131,8 @@ impl MemoryStoreBuilder {
     }
 
     /// Builds the store, or explains which setting is invalid.
-    pub fn try_build(self) -> Result<MemoryStore> {
+    pub fn build(self) -> Result<MemoryStore> {
         MemoryStore::with_config(self.config)
-    }
-
-    /// Builds the store.
-    ///
-    /// # Panics
-    /// If a setting is invalid (zero capacity, shards not a power of two); use
-    /// [`try_build`](Self::try_build) for an error instead.
-    pub fn build(self) -> MemoryStore {
-        self.try_build().expect("invalid MemoryStore configuration")
     }
 }
 
@@ -883,7 +874,8 @@ mod tests {
             .max_entries(100)
             .max_bytes(64 * 1024)
             .shards(2)
-            .build();
+            .build()
+            .unwrap();
         let limits = CacheStore::limits(&store);
         assert!(limits.max_value_len < 32 * 1024);
         let key = "k".repeat(limits.max_key_len);
@@ -902,7 +894,8 @@ mod tests {
         let store = MemoryStore::builder()
             .shards(1)
             .clock(clock.clone())
-            .build();
+            .build()
+            .unwrap();
         // Expiries in seconds, written out of order: some go to the in-order FIFO, some to the heap.
         let ttls = [5u64, 9, 2, 7, 7, 1, 12, 3, 10, 4];
         for (i, secs) in ttls.iter().enumerate() {
@@ -931,7 +924,8 @@ mod tests {
         for counted in [false, true] {
             let store = MemoryStore::builder()
                 .count_hits_and_misses(counted)
-                .build();
+                .build()
+                .unwrap();
             store.set("k", "v", SetOptions::new()).unwrap();
             for key in ["k", "k", "missing"] {
                 store.get(key).unwrap();
@@ -971,7 +965,8 @@ mod tests {
             .max_bytes(1_000)
             .shards(1)
             .clock(clock.clone())
-            .build();
+            .build()
+            .unwrap();
         let freed = Arc::new(std::sync::Mutex::new(Vec::new()));
         let taken = || std::mem::take(&mut *freed.lock().unwrap());
         let set = |key: &str, n: u8, weight: usize| {
@@ -1031,7 +1026,8 @@ mod tests {
             .max_entries(10)
             .max_bytes(1 << 30)
             .shards(1)
-            .build();
+            .build()
+            .unwrap();
         let mut total = 0;
         for (i, weight) in [0, 1, 255, 256, 65_535, 65_536, (1 << 24) + 3, 60 << 20]
             .into_iter()
@@ -1057,7 +1053,11 @@ mod tests {
 
     #[test]
     fn slice_and_shared_values_mix_under_one_key() {
-        let store = MemoryStore::builder().max_entries(10).shards(1).build();
+        let store = MemoryStore::builder()
+            .max_entries(10)
+            .shards(1)
+            .build()
+            .unwrap();
         store.set_slice("k", b"one", SetOptions::new()).unwrap();
         assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"one"[..]));
         assert_eq!(
@@ -1089,7 +1089,8 @@ mod tests {
             .max_entries(100)
             .max_bytes(100)
             .shards(1)
-            .build();
+            .build()
+            .unwrap();
         for key in ["a", "b", "c", "d"] {
             store.set(key, vec![0u8; 19], SetOptions::new()).unwrap();
         }
@@ -1104,7 +1105,8 @@ mod tests {
             .max_entries(100)
             .max_bytes(200)
             .shards(1)
-            .build();
+            .build()
+            .unwrap();
         store.incr_by("n", 9, None).unwrap();
         store.set("x", vec![0u8; 99], SetOptions::new()).unwrap();
         store.set("y", vec![0u8; 97], SetOptions::new()).unwrap();
@@ -1126,7 +1128,8 @@ mod tests {
         let store = MemoryStore::builder()
             .shards(1)
             .clock(clock.clone())
-            .build();
+            .build()
+            .unwrap();
         let hour = Duration::from_secs(3_600);
         store.set("session", "v", SetOptions::new()).unwrap();
         store
@@ -1173,7 +1176,7 @@ mod tests {
                 if let Some(n) = shards {
                     builder = builder.shards(n);
                 }
-                let store = builder.build();
+                let store = builder.build().unwrap();
                 for cell in store.inner.shards.iter() {
                     assert!(cell.shard.read().ghost_slots() <= 4_096, "{max_entries}");
                 }
@@ -1187,7 +1190,8 @@ mod tests {
             .max_entries(usize::MAX)
             .max_bytes(1 << 20)
             .shards(1)
-            .build();
+            .build()
+            .unwrap();
         for i in 0..80_000 {
             store
                 .set(&format!("key{i:06}"), "12345678", SetOptions::new())
@@ -1205,14 +1209,22 @@ mod tests {
     #[test]
     fn bounds_hold_in_total_across_shards() {
         // Fewer entries than shards: fewer shards.
-        let store = MemoryStore::builder().max_entries(1).shards(8).build();
+        let store = MemoryStore::builder()
+            .max_entries(1)
+            .shards(8)
+            .build()
+            .unwrap();
         for i in 0..1_000 {
             store.set(&format!("k{i}"), "v", SetOptions::new()).unwrap();
             assert_eq!(store.len(), 1);
         }
         assert_eq!(store.get("k999").unwrap().as_deref(), Some(&b"v"[..]));
         // Bounds that do not divide by the shard count.
-        let store = MemoryStore::builder().max_entries(10).shards(8).build();
+        let store = MemoryStore::builder()
+            .max_entries(10)
+            .shards(8)
+            .build()
+            .unwrap();
         for i in 0..1_000 {
             store.set(&format!("k{i}"), "v", SetOptions::new()).unwrap();
             assert!(store.len() <= 10);
@@ -1222,7 +1234,8 @@ mod tests {
             .max_entries(1_000)
             .max_bytes(100)
             .shards(8)
-            .build();
+            .build()
+            .unwrap();
         for i in 0..1_000 {
             // Entries of 3 to 23 bytes; those bigger than the smallest share are refused.
             let _ = store.set(&format!("k{i:02}"), vec![0u8; i % 21], SetOptions::new());
@@ -1232,7 +1245,11 @@ mod tests {
 
     #[test]
     fn incr_by_refuses_a_counter_larger_than_the_shard() {
-        let store = MemoryStore::builder().max_bytes(10).shards(1).build();
+        let store = MemoryStore::builder()
+            .max_bytes(10)
+            .shards(1)
+            .build()
+            .unwrap();
         let err = store.incr_by("key", i64::MIN + 1, None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ValueTooLarge);
         assert_eq!((store.len(), store.bytes()), (0, 0));
@@ -1251,7 +1268,8 @@ mod tests {
             let store = MemoryStore::builder()
                 .max_bytes(max_bytes)
                 .shards(1)
-                .build();
+                .build()
+                .unwrap();
             let limits = CacheStore::limits(&store);
             assert!(limits.max_key_len >= 1, "{max_bytes}");
             let key = "k".repeat(limits.max_key_len);
@@ -1275,7 +1293,8 @@ mod tests {
         let store = MemoryStore::builder()
             .shards(1)
             .clock(clock.clone())
-            .build();
+            .build()
+            .unwrap();
         let ttl = SetOptions::new().ttl(Duration::from_secs(1));
         store.set("k", "v", ttl).unwrap();
         clock.advance(Duration::from_secs(2));
@@ -1295,7 +1314,8 @@ mod tests {
             .max_bytes(usize::MAX)
             .limits(Limits::new(1_024, usize::MAX))
             .shards(1)
-            .build();
+            .build()
+            .unwrap();
         assert_eq!(
             CacheStore::limits(&store).max_value_len,
             u32::MAX as usize - 1_024
@@ -1307,7 +1327,8 @@ mod tests {
             .max_bytes(u32::MAX as usize)
             .limits(Limits::new(1_024, usize::MAX))
             .shards(1)
-            .build();
+            .build()
+            .unwrap();
         let weight = u32::MAX as usize / 2 + 1;
         let set = |key: &str| store.set_weighted(key, Bytes::new(), weight, SetOptions::new());
         set("a").unwrap();
@@ -1323,7 +1344,8 @@ mod tests {
             .max_entries(100)
             .max_bytes(4_000)
             .shards(1)
-            .build();
+            .build()
+            .unwrap();
         for i in 0..1_000 {
             store
                 .set(&format!("k{i}"), vec![0u8; 50], SetOptions::new())
@@ -1351,7 +1373,8 @@ mod tests {
                 .max_bytes(3_000)
                 .shards(2)
                 .clock(clock.clone())
-                .build();
+                .build()
+                .unwrap();
             // The last value written under each key, and when it expires (ms on the clock).
             let mut model: std::collections::HashMap<String, (Vec<u8>, u64)> = Default::default();
             let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);

@@ -31,7 +31,7 @@ use crate::{CacheStats, CacheStore, Codec, Error, Json, Result, SetOptions};
 /// let cache = Cache::builder(MemoryStore::new())
 ///     .namespace("users")
 ///     .default_ttl(Duration::from_secs(60))
-///     .build();
+///     .build()?;
 /// cache.set("42", &"Ada").await?;
 /// assert_eq!(cache.get::<String>("42").await?.as_deref(), Some("Ada"));
 /// # Ok::<_, cache_core::Error>(()) }).unwrap();
@@ -138,7 +138,7 @@ impl<C: Codec> CacheBuilder<C> {
     }
 
     /// Builds the cache. Fails if the default TTL is zero or too long.
-    pub fn try_build(self) -> Result<Cache<C>> {
+    pub fn build(self) -> Result<Cache<C>> {
         crate::limits::opt_ttl_millis(self.default_ttl)?;
         let prefix = if self.namespace.is_empty() {
             String::new()
@@ -155,15 +155,6 @@ impl<C: Codec> CacheBuilder<C> {
                 loads: SingleFlight::default(),
             }),
         })
-    }
-
-    /// Builds the cache.
-    ///
-    /// # Panics
-    /// If the default TTL is zero or longer than [`MAX_TTL`](crate::MAX_TTL); use
-    /// [`try_build`](Self::try_build) to get an error instead.
-    pub fn build(self) -> Cache<C> {
-        self.try_build().expect("invalid cache configuration")
     }
 }
 

@@ -28,6 +28,9 @@ pub trait Codec: Send + Sync + Debug + 'static {
 }
 
 /// JSON through `serde_json`: readable by any other client of the store. The default.
+///
+/// JSON has no NaN or infinity: a value holding one (anywhere inside it) is refused with
+/// [`ErrorKind::Codec`] rather than written as `null`, which would not read back as a number.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json;
 
@@ -35,7 +38,12 @@ impl Codec for Json {
     const NAME: &'static str = "json";
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-        Ok(serde_json::to_vec(value)?)
+        let bytes = serde_json::to_vec(value)?;
+        // serde_json writes NaN and infinities as `null`: only then is the value searched for one.
+        if bytes.windows(4).any(|w| w == b"null") && crate::finite::has_non_finite_float(value) {
+            return Err("JSON cannot represent NaN or an infinite float".into());
+        }
+        Ok(bytes)
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {

@@ -6,6 +6,7 @@ mod clock;
 mod codec;
 mod collections;
 mod error;
+mod finite;
 mod handles;
 mod limits;
 pub mod patterns;

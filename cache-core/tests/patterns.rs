@@ -19,7 +19,7 @@ use futures::join;
 
 fn manual_store() -> (MemoryStore, ManualClock) {
     let clock = ManualClock::new();
-    let store = MemoryStore::builder().clock(clock.clone()).build();
+    let store = MemoryStore::builder().clock(clock.clone()).build().unwrap();
     (store, clock)
 }
 
@@ -31,7 +31,8 @@ async fn an_expired_lease_can_be_taken_over_and_the_old_owner_cannot_release_it(
     let (store, clock) = manual_store();
     let locks = LockManager::builder(store.clone())
         .lease(Duration::from_secs(1))
-        .build();
+        .build()
+        .unwrap();
     let first = locks.try_acquire("job").await.unwrap().unwrap();
     assert!(locks.try_acquire("job").await.unwrap().is_none());
 
@@ -57,7 +58,8 @@ async fn extend_renews_the_lease() {
     let (store, clock) = manual_store();
     let locks = LockManager::builder(store)
         .lease(Duration::from_secs(1))
-        .build();
+        .build()
+        .unwrap();
     let guard = locks.try_acquire("job").await.unwrap().unwrap();
     clock.advance(Duration::from_millis(800));
     assert!(guard.extend(Duration::from_secs(1)).await.unwrap());
@@ -71,7 +73,8 @@ async fn extend_renews_the_lease() {
 async fn acquire_waits_until_the_timeout_then_gives_up() {
     let locks = LockManager::builder(MemoryStore::new())
         .sleeper(tokio::time::sleep)
-        .build();
+        .build()
+        .unwrap();
     let _held = locks.try_acquire("busy").await.unwrap().unwrap();
     let started = Instant::now();
     let waited = locks
@@ -81,7 +84,7 @@ async fn acquire_waits_until_the_timeout_then_gives_up() {
     assert!(waited.is_none());
     assert!(started.elapsed() >= Duration::from_millis(50));
 
-    let no_sleeper = LockManager::builder(MemoryStore::new()).build();
+    let no_sleeper = LockManager::builder(MemoryStore::new()).build().unwrap();
     let err = no_sleeper
         .acquire("busy", Duration::from_millis(1))
         .await
@@ -93,7 +96,8 @@ async fn acquire_waits_until_the_timeout_then_gives_up() {
 async fn acquire_gets_the_lock_when_the_holder_releases() {
     let locks = LockManager::builder(MemoryStore::new())
         .sleeper(tokio::time::sleep)
-        .build();
+        .build()
+        .unwrap();
     let held = locks.try_acquire("handoff").await.unwrap().unwrap();
     let waiter = {
         let locks = locks.clone();
@@ -118,7 +122,8 @@ async fn fixed_window_reports_remaining_and_resets_after_the_window() {
     let limiter = RateLimiter::builder(store)
         .limit(3)
         .period(Duration::from_secs(10))
-        .build();
+        .build()
+        .unwrap();
     for remaining in [2, 1, 0] {
         let d = limiter.check("a").await.unwrap();
         assert!(d.allowed);
@@ -142,7 +147,8 @@ async fn gcra_spaces_requests_after_the_burst() {
         .period(Duration::from_secs(1))
         .algorithm(RateLimitAlgorithm::Gcra)
         .clock(clock.clone())
-        .build();
+        .build()
+        .unwrap();
     for remaining in (0..10).rev() {
         let d = limiter.check("a").await.unwrap();
         assert!(d.allowed);
@@ -177,7 +183,8 @@ async fn gcra_admits_exactly_the_limit_in_a_burst() {
             .period(period)
             .algorithm(RateLimitAlgorithm::Gcra)
             .clock(clock.clone())
-            .build();
+            .build()
+            .unwrap();
         for round in 0..2 {
             let mut admitted = 0;
             for _ in 0..limit * 2 {
@@ -335,11 +342,12 @@ impl CacheStore for FlakyStore {
 #[tokio::test]
 async fn reads_fill_l1_from_l2_without_outliving_l2() {
     let (l1, clock) = manual_store();
-    let l2 = MemoryStore::builder().clock(clock.clone()).build();
+    let l2 = MemoryStore::builder().clock(clock.clone()).build().unwrap();
     let cache = TieredCache::builder(l1.clone(), l2.clone())
         .l1_ttl(Duration::from_secs(60))
         .clock(clock.clone())
-        .build();
+        .build()
+        .unwrap();
     l2.set(
         "k",
         "\"from-l2\"",
@@ -365,13 +373,14 @@ async fn reads_fill_l1_from_l2_without_outliving_l2() {
 #[tokio::test]
 async fn the_expiry_stamp_keeps_another_instances_l1_copy_within_l2s_ttl() {
     let clock = ManualClock::new();
-    let l2 = MemoryStore::builder().clock(clock.clone()).build();
+    let l2 = MemoryStore::builder().clock(clock.clone()).build().unwrap();
     let instance = || {
-        let l1 = MemoryStore::builder().clock(clock.clone()).build();
+        let l1 = MemoryStore::builder().clock(clock.clone()).build().unwrap();
         let cache = TieredCache::builder(l1.clone(), l2.clone())
             .l1_ttl(Duration::from_secs(60))
             .clock(clock.clone())
-            .build();
+            .build()
+            .unwrap();
         (cache, l1)
     };
     let ((writer, _), (reader, reader_l1)) = (instance(), instance());
@@ -397,11 +406,14 @@ async fn plain_l2_values_are_the_codecs_bytes() {
     let cache = TieredCache::builder(l1, l2.clone())
         .plain_l2_values()
         .default_ttl(Duration::from_secs(30))
-        .build();
+        .build()
+        .unwrap();
     cache.set("k", &"lamp").await.unwrap();
     assert_eq!(l2.get("k").unwrap().as_deref(), Some(&b"\"lamp\""[..]));
     // A second instance reads it, asking L2 for the TTL.
-    let other = TieredCache::builder(MemoryStore::new(), l2).build();
+    let other = TieredCache::builder(MemoryStore::new(), l2)
+        .build()
+        .unwrap();
     assert_eq!(other.get::<String>("k").await.unwrap().unwrap(), "lamp");
 }
 
@@ -411,7 +423,8 @@ async fn writes_and_deletes_go_to_both_tiers() {
     let cache = TieredCache::builder(l1.clone(), l2.clone())
         .namespace("p")
         .default_ttl(Duration::from_secs(30))
-        .build();
+        .build()
+        .unwrap();
     cache.set("1", &"lamp").await.unwrap();
     let stored = l2.get("p:1").unwrap().unwrap();
     assert_eq!(&stored[..4], b"\xffTC\x01", "stamped with its expiry");
@@ -436,7 +449,9 @@ async fn writes_and_deletes_go_to_both_tiers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_misses_run_the_loader_once_across_the_tier() {
     let l2 = FlakyStore::over(MemoryStore::new());
-    let cache = TieredCache::builder(MemoryStore::new(), l2.clone()).build();
+    let cache = TieredCache::builder(MemoryStore::new(), l2.clone())
+        .build()
+        .unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -490,6 +505,7 @@ async fn a_change_on_one_instance_reaches_the_others_l1() {
             .l1_ttl(Duration::from_secs(600))
             .bus(bus.clone())
             .build()
+            .unwrap()
     };
     let (a, b) = (instance(), instance());
     tokio::spawn(a.listen().await.unwrap().run());
@@ -525,10 +541,12 @@ async fn missed_bus_messages_clear_l1() {
     let bus = InProcessBus::new(1);
     let a = TieredCache::builder(MemoryStore::new(), l2.clone())
         .bus(bus.clone())
-        .build();
+        .build()
+        .unwrap();
     let b = TieredCache::builder(l1_b.clone(), l2.clone())
         .bus(bus.clone())
-        .build();
+        .build()
+        .unwrap();
     let listener = b.listen().await.unwrap();
     b.set("kept", &1).await.unwrap();
     assert!(!l1_b.is_empty());
@@ -546,13 +564,14 @@ async fn missed_bus_messages_clear_l1() {
 #[tokio::test]
 async fn fail_safe_serves_stale_l1_while_l2_is_down_and_the_breaker_stops_calls() {
     let (l1, clock) = manual_store();
-    let l2 = FlakyStore::over(MemoryStore::builder().clock(clock.clone()).build());
+    let l2 = FlakyStore::over(MemoryStore::builder().clock(clock.clone()).build().unwrap());
     let cache = TieredCache::builder(l1, l2.clone())
         .l1_ttl(Duration::from_secs(1))
         .fail_safe_grace(Duration::from_secs(60))
         .circuit_breaker(3, Duration::from_secs(5))
         .clock(clock.clone())
-        .build();
+        .build()
+        .unwrap();
     cache.set("k", &"v1").await.unwrap();
     clock.advance(Duration::from_secs(2)); // the L1 copy is stale now
 
@@ -613,7 +632,8 @@ async fn a_hanging_l2_times_out_and_the_l1_copy_is_served() {
         .l2_timeout(Duration::from_millis(30))
         .sleeper(tokio::time::sleep)
         .clock(clock.clone())
-        .build();
+        .build()
+        .unwrap();
     cache.set("k", &1).await.unwrap();
     clock.advance(Duration::from_secs(2));
     l2.hang.store(true, Ordering::SeqCst);
@@ -627,7 +647,7 @@ async fn a_hanging_l2_times_out_and_the_l1_copy_is_served() {
 
     let no_sleeper = TieredCache::builder(MemoryStore::new(), MemoryStore::new())
         .l2_timeout(Duration::from_millis(30))
-        .try_build()
+        .build()
         .unwrap_err();
     assert_eq!(no_sleeper.kind(), ErrorKind::Config);
 }
@@ -636,6 +656,7 @@ async fn a_hanging_l2_times_out_and_the_l1_copy_is_served() {
 async fn in_l2(l2: &FlakyStore, key: &str) -> Option<String> {
     TieredCache::builder(MemoryStore::new(), l2.clone())
         .build()
+        .unwrap()
         .get(key)
         .await
         .unwrap()
@@ -644,7 +665,9 @@ async fn in_l2(l2: &FlakyStore, key: &str) -> Option<String> {
 #[tokio::test]
 async fn an_l1_copy_never_outlives_a_racing_write_or_delete() {
     let l2 = FlakyStore::over(MemoryStore::new());
-    let cache = TieredCache::builder(MemoryStore::new(), l2.clone()).build();
+    let cache = TieredCache::builder(MemoryStore::new(), l2.clone())
+        .build()
+        .unwrap();
 
     // The delete runs while the set's L2 reply is on its way.
     let release = l2.held_set.arm();
@@ -675,7 +698,9 @@ async fn an_l1_copy_never_outlives_a_racing_write_or_delete() {
 async fn a_read_that_starts_after_a_delete_returned_never_gets_the_deleted_value() {
     let l2 = FlakyStore::over(MemoryStore::new());
     let l1 = MemoryStore::new();
-    let cache = TieredCache::builder(l1.clone(), l2.clone()).build();
+    let cache = TieredCache::builder(l1.clone(), l2.clone())
+        .build()
+        .unwrap();
     cache.set("k", &"v0").await.unwrap();
     l1.clear("");
 
@@ -702,6 +727,7 @@ async fn a_write_whose_reply_is_lost_drops_the_l1_copies_and_is_announced() {
         TieredCache::builder(MemoryStore::new(), l2.clone())
             .bus(bus.clone())
             .build()
+            .unwrap()
     };
     let (a, b) = (instance(), instance());
     tokio::spawn(b.listen().await.unwrap().run());
@@ -750,6 +776,7 @@ async fn a_change_whose_announcement_fails_is_an_error() {
             .l1_ttl(Duration::from_secs(600))
             .bus(bus.clone())
             .build()
+            .unwrap()
     };
     let (a, b) = (instance(), instance());
     tokio::spawn(b.listen().await.unwrap().run());
@@ -784,7 +811,7 @@ async fn a_value_written_while_the_loader_runs_is_not_overwritten() {
         Ok::<_, std::io::Error>("old".to_owned())
     };
 
-    let cache = Cache::builder(MemoryStore::new()).build();
+    let cache = Cache::builder(MemoryStore::new()).build().unwrap();
     let (done, loaded) = oneshot::channel();
     let (got, ()) = join!(
         cache.get_or_insert_with("k", None, || load_old(loaded)),
@@ -801,8 +828,12 @@ async fn a_value_written_while_the_loader_runs_is_not_overwritten() {
 
     // Tiered, the write coming from another instance.
     let l2 = FlakyStore::over(MemoryStore::new());
-    let cache = TieredCache::builder(MemoryStore::new(), l2.clone()).build();
-    let other = TieredCache::builder(MemoryStore::new(), l2.clone()).build();
+    let cache = TieredCache::builder(MemoryStore::new(), l2.clone())
+        .build()
+        .unwrap();
+    let other = TieredCache::builder(MemoryStore::new(), l2.clone())
+        .build()
+        .unwrap();
     let (done, loaded) = oneshot::channel();
     let (got, ()) = join!(
         cache.get_or_insert_with("k", None, || load_old(loaded)),
@@ -823,7 +854,7 @@ async fn a_value_written_while_the_loader_runs_is_not_overwritten() {
 async fn extreme_durations_are_errors_or_work_never_panics() {
     let err = TieredCache::builder(MemoryStore::new(), MemoryStore::new())
         .fail_safe_grace(Duration::MAX)
-        .try_build()
+        .build()
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
 
@@ -831,7 +862,8 @@ async fn extreme_durations_are_errors_or_work_never_panics() {
     let l2 = FlakyStore::over(MemoryStore::new());
     let cache = TieredCache::builder(MemoryStore::new(), l2.clone())
         .circuit_breaker(1, Duration::MAX)
-        .build();
+        .build()
+        .unwrap();
     l2.down.store(true, Ordering::SeqCst);
     assert!(cache.get::<u32>("k").await.is_err());
     assert!(cache.is_l2_circuit_open());
@@ -839,11 +871,37 @@ async fn extreme_durations_are_errors_or_work_never_panics() {
     let locks = LockManager::builder(MemoryStore::new())
         .backoff(Duration::MAX, Duration::MAX)
         .sleeper(tokio::time::sleep)
-        .build();
+        .build()
+        .unwrap();
     let held = locks.try_acquire("l").await.unwrap().unwrap();
     let waited = locks.acquire("l", Duration::from_millis(20)).await.unwrap();
     assert!(waited.is_none());
     assert!(held.release().await.unwrap());
+}
+
+/// Every builder reports an invalid setting as an error; none panics.
+#[tokio::test]
+async fn invalid_builder_settings_are_errors_not_panics() {
+    let zero = Duration::ZERO;
+    let kind = |r: Result<()>| r.unwrap_err().kind();
+    let cache = Cache::builder(MemoryStore::new()).default_ttl(zero).build();
+    assert_eq!(kind(cache.map(drop)), ErrorKind::InvalidArgument);
+    let cache = Cache::builder(MemoryStore::new())
+        .default_ttl(Duration::MAX)
+        .build();
+    assert_eq!(kind(cache.map(drop)), ErrorKind::InvalidArgument);
+    let tiered = TieredCache::builder(MemoryStore::new(), MemoryStore::new())
+        .default_ttl(zero)
+        .build();
+    assert_eq!(kind(tiered.map(drop)), ErrorKind::InvalidArgument);
+    let locks = LockManager::builder(MemoryStore::new()).lease(zero).build();
+    assert_eq!(kind(locks.map(drop)), ErrorKind::InvalidArgument);
+    let limiter = RateLimiter::builder(MemoryStore::new()).limit(0).build();
+    assert_eq!(kind(limiter.map(drop)), ErrorKind::InvalidArgument);
+    let limiter = RateLimiter::builder(MemoryStore::new()).period(zero).build();
+    assert_eq!(kind(limiter.map(drop)), ErrorKind::InvalidArgument);
+    let store = MemoryStore::builder().max_entries(0).build();
+    assert_eq!(kind(store.map(drop)), ErrorKind::Config);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -852,7 +910,7 @@ async fn extreme_durations_are_errors_or_work_never_panics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memoized_calls_run_once_per_arguments() {
     let (store, clock) = manual_store();
-    let cache = Cache::builder(store).namespace("memo").build();
+    let cache = Cache::builder(store).namespace("memo").build().unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let counted = runs.clone();
     let square = Arc::new(Memoized::new(
@@ -892,7 +950,7 @@ async fn memoized_calls_run_once_per_arguments() {
 
 #[tokio::test]
 async fn memoized_long_arguments_are_hashed() {
-    let cache = Cache::builder(MemoryStore::new()).build();
+    let cache = Cache::builder(MemoryStore::new()).build().unwrap();
     let len = Memoized::new(cache, "len", None, |s: String| async move {
         Ok::<_, std::io::Error>(s.len())
     });

@@ -9,7 +9,7 @@ use cache_core::Cache;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_leader_hands_the_load_to_a_waiter() {
-    let cache = Cache::builder(MemoryStore::new()).build();
+    let cache = Cache::builder(MemoryStore::new()).build().unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
 
     // The first caller starts a load that never finishes, then is cancelled by a timeout.

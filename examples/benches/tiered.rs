@@ -101,7 +101,8 @@ fn l1_rows() -> Vec<Row> {
     let bare_no_ttl: Arc<dyn CacheStore> = Arc::new(MemoryStore::new());
     let tiered = TieredCache::builder(MemoryStore::new(), MemoryStore::new())
         .l1_ttl(ttl)
-        .build();
+        .build()
+        .unwrap();
     for key in &keys {
         ready(bare.set(key, value.clone(), SetOptions::new().ttl(ttl))).unwrap();
         ready(bare_no_ttl.set(key, value.clone(), SetOptions::new())).unwrap();
@@ -245,7 +246,8 @@ async fn l2_rows(url: &str) -> Vec<Row> {
     // (and pays for the L1 fill, as a real L2 hit does).
     let tiered = TieredCache::builder(MemoryStore::new(), l2)
         .l1_ttl(Duration::from_millis(1))
-        .build();
+        .build()
+        .unwrap();
     let keys = Arc::new(keys(L2_KEYS));
     let value = Bytes::from(vec![b'v'; VALUE_LEN]);
     // Written through the tier, so that L2 holds stamped values, as in production.

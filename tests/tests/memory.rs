@@ -32,7 +32,8 @@ async fn memory() -> MemoryFixture {
         .max_bytes(32 << 20)
         .shards(4)
         .clock(clock.clone())
-        .build();
+        .build()
+        .unwrap();
     MemoryFixture { store, clock }
 }
 

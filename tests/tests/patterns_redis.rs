@@ -55,7 +55,8 @@ fn tiered_reads_of_cached_keys_survive_killing_redis_under_load() {
             .l2_timeout(Duration::from_millis(150))
             .sleeper(tokio::time::sleep)
             .circuit_breaker(3, Duration::from_millis(500))
-            .build();
+            .build()
+            .unwrap();
         for k in 0..KEYS {
             cache.set(&format!("key{k}"), &k).await.unwrap();
         }
@@ -140,7 +141,8 @@ fn redis_bus_reconnects_and_the_l1_is_cleared() {
             )
             .l1_ttl(Duration::from_secs(600))
             .bus(RedisBus::connect(&config, "bus").await.unwrap())
-            .build();
+            .build()
+            .unwrap();
             tokio::spawn(cache.listen().await.unwrap().run());
             cache
         };
@@ -213,7 +215,8 @@ fn a_write_after_a_restart_reaches_the_other_instances_l1() {
             )
             .l1_ttl(Duration::from_secs(600))
             .bus(RedisBus::connect(&config, "restart").await.unwrap())
-            .build();
+            .build()
+            .unwrap();
             tokio::spawn(cache.listen().await.unwrap().run());
             cache
         };

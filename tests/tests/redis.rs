@@ -20,7 +20,10 @@ fn other_clients_read_plain_json_under_the_prefixed_key() {
         let mut config = fixture.redis_store().config().clone();
         config.key_prefix = format!("interop-{}:", std::process::id());
         let store = RedisStore::connect(config.clone()).await.unwrap();
-        let cache = Cache::builder(store.clone()).namespace("orders").build();
+        let cache = Cache::builder(store.clone())
+            .namespace("orders")
+            .build()
+            .unwrap();
         cache.set("7", &vec![1u32, 2, 3]).await.unwrap();
 
         let RedisMode::Standalone(node) = &config.mode else {

@@ -31,7 +31,8 @@ async fn memory() -> WasmMemoryFixture {
         .max_entries(100_000)
         .max_bytes(256 << 20)
         .clock(clock.clone())
-        .build();
+        .build()
+        .unwrap();
     WasmMemoryFixture { store, clock }
 }
 
@@ -40,7 +41,7 @@ cache_conformance::conformance_tests!(wasm: memory);
 /// The real clock works on wasm32 (`std::time::Instant::now()` would panic here).
 #[wasm_bindgen_test::wasm_bindgen_test]
 fn system_clock_runs_on_wasm32() {
-    let store = MemoryStore::builder().max_entries(10).build();
+    let store = MemoryStore::builder().max_entries(10).build().unwrap();
     store
         .set(
             "k",

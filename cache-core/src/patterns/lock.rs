@@ -43,7 +43,7 @@ use crate::{CacheStore, Clock, Error, ErrorKind, IntoStore, Result, SetOptions, 
 ///
 /// let locks = LockManager::builder(MemoryStore::new())
 ///     .lease(Duration::from_secs(10))
-///     .build();
+///     .build()?;
 /// let guard = locks.try_acquire("order:42").await?.expect("the lock is free");
 /// assert!(locks.try_acquire("order:42").await?.is_none());
 /// let fence = guard.fencing_token(); // hand this to the protected resource
@@ -147,20 +147,11 @@ impl LockManagerBuilder {
     }
 
     /// Builds the manager; fails if the lease is not a valid TTL.
-    pub fn try_build(self) -> Result<LockManager> {
+    pub fn build(self) -> Result<LockManager> {
         crate::ttl_millis(self.inner.lease)?;
         Ok(LockManager {
             inner: Arc::new(self.inner),
         })
-    }
-
-    /// Builds the manager.
-    ///
-    /// # Panics
-    /// If the lease is zero or longer than [`MAX_TTL`](crate::MAX_TTL); use
-    /// [`try_build`](Self::try_build) to get an error instead.
-    pub fn build(self) -> LockManager {
-        self.try_build().expect("invalid lock configuration")
     }
 }
 

@@ -31,7 +31,7 @@ const MAX_INLINE_ARGS: usize = 256;
 /// use cache_core::{Cache, Memoized};
 /// use std::time::Duration;
 ///
-/// let cache = Cache::builder(MemoryStore::new()).namespace("memo").build();
+/// let cache = Cache::builder(MemoryStore::new()).namespace("memo").build()?;
 /// let area = Memoized::new(cache, "area", Some(Duration::from_secs(60)), |(w, h): (u32, u32)| async move {
 ///     Ok::<_, std::io::Error>(w * h)
 /// });

@@ -58,7 +58,7 @@ pub struct RateLimitDecision {
 ///     .limit(2)
 ///     .period(Duration::from_secs(1))
 ///     .algorithm(RateLimitAlgorithm::Gcra)
-///     .build();
+///     .build()?;
 /// assert!(limiter.check("client-a").await?.allowed);
 /// assert!(limiter.check("client-a").await?.allowed);
 /// let third = limiter.check("client-a").await?;
@@ -158,7 +158,7 @@ impl RateLimiterBuilder {
     }
 
     /// Builds the limiter; fails if the limit is zero or the period is not a valid TTL.
-    pub fn try_build(self) -> Result<RateLimiter> {
+    pub fn build(self) -> Result<RateLimiter> {
         crate::ttl_millis(self.inner.period)?;
         if self.inner.limit == 0 || self.inner.limit > i64::MAX as u64 {
             return Err(Error::new(
@@ -172,15 +172,6 @@ impl RateLimiterBuilder {
         Ok(RateLimiter {
             inner: Arc::new(self.inner),
         })
-    }
-
-    /// Builds the limiter.
-    ///
-    /// # Panics
-    /// On an invalid setting; use [`try_build`](Self::try_build) to get an error instead.
-    pub fn build(self) -> RateLimiter {
-        self.try_build()
-            .expect("invalid rate limiter configuration")
     }
 }
 

@@ -66,7 +66,7 @@ use crate::{
 ///     .l1_ttl(Duration::from_secs(30))
 ///     .default_ttl(Duration::from_secs(600))
 ///     .bus(bus)
-///     .build();
+///     .build()?;
 /// // Apply other instances' invalidations (with tokio: `tokio::spawn(listener.run())`).
 /// let listener = cache.listen().await?;
 /// # drop(listener);
@@ -352,7 +352,7 @@ impl<C: Codec> TieredCacheBuilder<C> {
     }
 
     /// Builds the cache, or explains which setting is invalid.
-    pub fn try_build(self) -> Result<TieredCache<C>> {
+    pub fn build(self) -> Result<TieredCache<C>> {
         crate::ttl_millis(self.l1_ttl)?;
         crate::opt_ttl_millis(self.default_ttl)?;
         if self
@@ -401,15 +401,6 @@ impl<C: Codec> TieredCacheBuilder<C> {
             }),
             codec: Arc::new(self.codec),
         })
-    }
-
-    /// Builds the cache.
-    ///
-    /// # Panics
-    /// On an invalid setting; use [`try_build`](Self::try_build) to get an error instead.
-    pub fn build(self) -> TieredCache<C> {
-        self.try_build()
-            .expect("invalid tiered cache configuration")
     }
 }
 

@@ -659,7 +659,8 @@ pub async fn concurrent_field_and_score_increments_sum_exactly(ctx: &Ctx) {
 pub async fn typed_handles_round_trip_through_the_codec(ctx: &Ctx) {
     let cache = cache_core::Cache::builder(ctx.store().clone())
         .namespace(ctx.key("app"))
-        .build();
+        .build()
+        .unwrap();
     let profiles = cache.hash::<Vec<String>>("profile:1").unwrap();
     assert!(
         profiles

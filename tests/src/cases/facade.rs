@@ -21,6 +21,7 @@ fn cache(ctx: &Ctx, namespace: &str) -> Cache {
     Cache::builder(ctx.store().clone())
         .namespace(ctx.key(namespace))
         .build()
+        .unwrap()
 }
 
 /// `(hits, misses, sets, deletes, loader_runs, errors)`.
@@ -148,7 +149,8 @@ pub async fn default_ttl_applies(ctx: &Ctx) {
     let cache = Cache::builder(ctx.store().clone())
         .namespace(ctx.key("ttl"))
         .default_ttl(SHORT_TTL)
-        .build();
+        .build()
+        .unwrap();
     cache.set("short", &1u8).await.unwrap();
     cache.set_with_ttl("forever", &2u8, None).await.unwrap();
     let loaded: u8 = cache
@@ -456,4 +458,25 @@ pub async fn stats_count_as_documented(ctx: &Ctx) {
     );
     let ratio = cache.stats().hit_ratio();
     assert!((ratio - 0.5).abs() < 1e-9, "hit_ratio = {ratio}");
+}
+
+/// Cache: JSON has no NaN or infinity, so a value holding one is refused with a codec error and
+/// nothing is written, rather than stored as `null` that no longer reads back as a number.
+pub async fn non_finite_floats_are_refused_and_nothing_is_written(ctx: &Ctx) {
+    let cache = cache(ctx, "floats");
+    cache.set("price", &1.5f64).await.unwrap();
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let err = cache.set("price", &bad).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Codec, "{bad}: {err}");
+        let err = cache
+            .set("nested", &vec![(1, Some(bad))])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Codec, "nested {bad}: {err}");
+    }
+    assert_eq!(cache.get::<f64>("price").await.unwrap(), Some(1.5));
+    assert_eq!(cache.get::<f64>("nested").await.unwrap(), None);
+    // A real null is still fine.
+    cache.set("maybe", &None::<f64>).await.unwrap();
+    assert_eq!(cache.get::<Option<f64>>("maybe").await.unwrap(), Some(None));
 }

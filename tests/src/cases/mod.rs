@@ -179,6 +179,7 @@ macro_rules! __for_each_case {
                 typed_values_round_trip,
                 default_ttl_applies,
                 codec_error_names_key_and_type_and_keeps_entry,
+                non_finite_floats_are_refused_and_nothing_is_written,
                 get_or_insert_with_returns_cached_value,
                 get_or_insert_with_runs_loader_once_for_concurrent_callers,
                 failing_loader_reaches_every_waiter_and_caches_nothing,

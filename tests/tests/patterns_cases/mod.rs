@@ -46,7 +46,8 @@ pub(crate) async fn lock_holders_never_overlap(store: Arc<dyn CacheStore>) {
         .lease(Duration::from_secs(30))
         .backoff(Duration::from_millis(1), Duration::from_millis(20))
         .sleeper(tokio::time::sleep)
-        .build();
+        .build()
+        .unwrap();
     let holders = Arc::new(AtomicUsize::new(0));
     let overlaps = Arc::new(AtomicUsize::new(0));
     let last_fence = Arc::new(AtomicU64::new(0));
@@ -101,7 +102,8 @@ pub(crate) async fn lock_holders_never_overlap(store: Arc<dyn CacheStore>) {
 pub(crate) async fn expired_lease_is_taken_over(store: Arc<dyn CacheStore>) {
     let locks = LockManager::builder(store.clone())
         .lease(Duration::from_millis(200))
-        .build();
+        .build()
+        .unwrap();
     let first = locks.try_acquire("job").await.unwrap().unwrap();
     assert!(locks.try_acquire("job").await.unwrap().is_none());
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -124,7 +126,8 @@ pub(crate) async fn rate_limits_hold_under_concurrency(store: Arc<dyn CacheStore
             .limit(10)
             .period(Duration::from_secs(60))
             .algorithm(algorithm)
-            .build();
+            .build()
+            .unwrap();
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let limiter = limiter.clone();
@@ -153,7 +156,8 @@ async fn instance(store: &RedisStore) -> TieredCache {
         .namespace("tiered")
         .l1_ttl(Duration::from_secs(600))
         .bus(RedisBus::connect(&config, "invalidations").await.unwrap())
-        .build();
+        .build()
+        .unwrap();
     tokio::spawn(cache.listen().await.unwrap().run());
     cache
 }
