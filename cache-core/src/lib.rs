@@ -30,9 +30,9 @@ pub use handles::{HashOf, ListOf, SetOf, SortedSetOf};
 pub use limits::{Limits, MAX_TTL, opt_ttl_millis, ttl_millis};
 pub use patterns::{
     BusEvent, InProcessBus, Invalidation, InvalidationBus, InvalidationListener, InvalidationOp,
-    LockGuard, LockManager, LockManagerBuilder, Memoized, RateLimitAlgorithm, RateLimitDecision,
-    RateLimiter, RateLimiterBuilder, Sleeper, TieredCache, TieredCacheBuilder, TieredStats,
-    WallClock,
+    LockGuard, LockManager, LockManagerBuilder, MAX_SLIDING_WINDOW_LIMIT, Memoized, OnStoreFailure,
+    RateLimitAlgorithm, RateLimitDecision, RateLimiter, RateLimiterBuilder, Sleeper, TieredCache,
+    TieredCacheBuilder, TieredStats, WallClock,
 };
 pub use stats::CacheStats;
 pub use store::{

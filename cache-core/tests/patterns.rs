@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use backend_memory::MemoryStore;
 use bytes::Bytes;
 use cache_core::{
-    Cache, CacheStore, Capabilities, ErrorKind, InProcessBus, KeyTtl, Limits, LockManager,
-    ManualClock, Memoized, RateLimitAlgorithm, RateLimiter, Result, ScanCursor, ScanPage,
-    SetOptions, TieredCache,
+    Cache, CacheStore, Capabilities, Clock, ErrorKind, InProcessBus, KeyTtl, Limits, LockManager,
+    ManualClock, Memoized, OnStoreFailure, RateLimitAlgorithm, RateLimiter, Result, ScanCursor,
+    ScanPage, SetOptions, TieredCache,
 };
 use futures::channel::oneshot;
 use futures::join;
@@ -122,21 +122,166 @@ async fn fixed_window_reports_remaining_and_resets_after_the_window() {
     let limiter = RateLimiter::builder(store)
         .limit(3)
         .period(Duration::from_secs(10))
+        .clock(clock.clone())
         .build()
         .unwrap();
-    for remaining in [2, 1, 0] {
+    let first = limiter.check("a").await.unwrap();
+    assert!(first.allowed && first.remaining == 2, "{first:?}");
+    let reset = first.reset_after;
+    assert!(reset > Duration::ZERO && reset <= Duration::from_secs(10));
+    for remaining in [1, 0] {
         let d = limiter.check("a").await.unwrap();
         assert!(d.allowed);
-        assert_eq!((d.limit, d.remaining), (3, remaining));
+        assert_eq!((d.limit, d.remaining, d.reset_after), (3, remaining, reset));
     }
-    clock.advance(Duration::from_secs(4));
     let denied = limiter.check("a").await.unwrap();
-    assert!(!denied.allowed);
-    assert_eq!(denied.retry_after, Duration::from_secs(6));
+    assert!(!denied.allowed && !denied.degraded);
+    assert_eq!(denied.retry_after, reset);
     // Another client has its own window.
     assert!(limiter.check("b").await.unwrap().allowed);
-    clock.advance(Duration::from_secs(6));
+    clock.advance(reset);
+    let next = limiter.check("a").await.unwrap();
+    assert!(next.allowed, "{next:?}");
+    assert_eq!(next.reset_after, Duration::from_secs(10));
+}
+
+/// Admission times of `per_step` checks every `step` for `steps` steps, on a manual clock.
+async fn admissions(limiter: &RateLimiter, clock: &ManualClock, step: u64, steps: u64) -> Vec<u64> {
+    let start = clock.now_millis();
+    let mut admitted = Vec::new();
+    for _ in 0..steps {
+        for _ in 0..3 {
+            if limiter.check("c").await.unwrap().allowed {
+                admitted.push(clock.now_millis() - start);
+            }
+        }
+        clock.advance(Duration::from_millis(step));
+    }
+    admitted
+}
+
+/// The most admissions in any window `[t, t + period)`, t ranging over every admission time.
+fn most_in_any_window(times: &[u64], period: u64) -> usize {
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|&&t| t < times[i] + period)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Each algorithm's documented bound over every sliding window: three checks every 50 ms for 3 s,
+/// with a limit of 2 per second.
+#[tokio::test]
+async fn each_algorithm_holds_its_bound_over_every_sliding_window() {
+    let cases = [
+        (RateLimitAlgorithm::SlidingWindow, None, 2),
+        (RateLimitAlgorithm::Gcra, Some(1), 2),
+        // limit + burst - 1, as documented: a burst of 2, then the steady rate.
+        (RateLimitAlgorithm::Gcra, None, 3),
+        // 2 x limit, across the boundary of two fixed windows.
+        (RateLimitAlgorithm::FixedWindow, None, 4),
+    ];
+    for (algorithm, burst, bound) in cases {
+        let (store, clock) = manual_store();
+        let mut builder = RateLimiter::builder(store)
+            .limit(2)
+            .period(Duration::from_secs(1))
+            .algorithm(algorithm)
+            .clock(clock.clone());
+        if let Some(burst) = burst {
+            builder = builder.burst(burst);
+        }
+        let limiter = builder.build().unwrap();
+        let times = admissions(&limiter, &clock, 50, 60).await;
+        let most = most_in_any_window(&times, 1_000);
+        assert!(
+            most <= bound,
+            "{algorithm:?} burst {burst:?}: {most} admitted within one second: {times:?}"
+        );
+        // Over 3 s, each admits its long-run rate: about 2 per second.
+        assert!(times.len() >= 6, "{algorithm:?}: {times:?}");
+        if algorithm == RateLimitAlgorithm::SlidingWindow {
+            assert_eq!(times, [0, 0, 1000, 1000, 2000, 2000]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn sliding_window_says_when_room_frees_up() {
+    let (store, clock) = manual_store();
+    let limiter = RateLimiter::builder(store)
+        .limit(3)
+        .period(Duration::from_secs(10))
+        .algorithm(RateLimitAlgorithm::SlidingWindow)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        assert!(limiter.check("a").await.unwrap().allowed);
+        clock.advance(Duration::from_secs(2));
+    }
+    // Admitted at 0, 2 and 4 s; now 6 s.
+    let denied = limiter.check("a").await.unwrap();
+    assert!(!denied.allowed);
+    assert_eq!(denied.remaining, 0);
+    assert_eq!(denied.retry_after, Duration::from_secs(4));
+    assert_eq!(denied.reset_after, Duration::from_secs(8));
+    // Room for one frees at 10 s, for two at 12 s; a denied request costs nothing.
+    let err = limiter.check_n("a", 4).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        limiter.check_n("a", 2).await.unwrap().retry_after,
+        Duration::from_secs(6)
+    );
+    clock.advance(Duration::from_secs(4));
     assert!(limiter.check("a").await.unwrap().allowed);
+    assert!(!limiter.check("a").await.unwrap().allowed);
+}
+
+#[tokio::test]
+async fn a_failing_store_gives_the_error_or_the_chosen_decision() {
+    let store = FlakyStore::over(MemoryStore::new());
+    store.down.store(true, Ordering::SeqCst);
+    for algorithm in [
+        RateLimitAlgorithm::FixedWindow,
+        RateLimitAlgorithm::SlidingWindow,
+        RateLimitAlgorithm::Gcra,
+    ] {
+        let limiter = |policy| {
+            RateLimiter::builder(store.clone())
+                .limit(5)
+                .period(Duration::from_secs(60))
+                .algorithm(algorithm)
+                .on_store_failure(policy)
+                .build()
+                .unwrap()
+        };
+        let err = limiter(OnStoreFailure::ReturnError)
+            .check("a")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Connection);
+        let open = limiter(OnStoreFailure::Allow).check("a").await.unwrap();
+        assert!(open.allowed && open.degraded, "{open:?}");
+        assert_eq!(open.remaining, 4);
+        let closed = limiter(OnStoreFailure::Deny).check("a").await.unwrap();
+        assert!(!closed.allowed && closed.degraded, "{closed:?}");
+        assert_eq!(closed.retry_after, Duration::from_secs(1));
+        // An error retrying cannot fix is returned whatever the policy.
+        let err = RateLimiter::builder(MemoryStore::new())
+            .algorithm(algorithm)
+            .on_store_failure(OnStoreFailure::Allow)
+            .build()
+            .unwrap()
+            .check(&"k".repeat(10_000))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidKey, "{algorithm:?}");
+    }
 }
 
 #[tokio::test]
@@ -898,7 +1043,9 @@ async fn invalid_builder_settings_are_errors_not_panics() {
     assert_eq!(kind(locks.map(drop)), ErrorKind::InvalidArgument);
     let limiter = RateLimiter::builder(MemoryStore::new()).limit(0).build();
     assert_eq!(kind(limiter.map(drop)), ErrorKind::InvalidArgument);
-    let limiter = RateLimiter::builder(MemoryStore::new()).period(zero).build();
+    let limiter = RateLimiter::builder(MemoryStore::new())
+        .period(zero)
+        .build();
     assert_eq!(kind(limiter.map(drop)), ErrorKind::InvalidArgument);
     let store = MemoryStore::builder().max_entries(0).build();
     assert_eq!(kind(store.map(drop)), ErrorKind::Config);

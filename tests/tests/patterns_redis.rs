@@ -277,3 +277,69 @@ fn a_write_after_a_restart_reaches_the_other_instances_l1() {
         server.kill();
     })
 }
+
+/// While Redis is down, a limiter fails open or closed as chosen (or returns the error); after a
+/// restart without persistence the counts are gone, as documented: a full limit is admitted again.
+#[test]
+fn rate_limits_through_a_restart_fail_as_chosen_then_start_afresh() {
+    use cache_core::{OnStoreFailure, RateLimitAlgorithm, RateLimiter};
+
+    cache_conformance::block_on(async {
+        let launcher = Launcher::detect();
+        let (mut server, port) = launch_standalone(&launcher).await;
+        let config = RedisConfig::builder()
+            .standalone("127.0.0.1", port)
+            .command_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let store = Arc::new(
+            RedisStore::connect(with_test_settings(config))
+                .await
+                .unwrap(),
+        );
+        for algorithm in [
+            RateLimitAlgorithm::FixedWindow,
+            RateLimitAlgorithm::SlidingWindow,
+            RateLimitAlgorithm::Gcra,
+        ] {
+            let limiter = |policy| {
+                RateLimiter::builder(store.clone())
+                    .namespace(format!("restart-{algorithm:?}"))
+                    .limit(5)
+                    .period(Duration::from_secs(60))
+                    .algorithm(algorithm)
+                    .on_store_failure(policy)
+                    .build()
+                    .unwrap()
+            };
+            let (error, open, closed) = (
+                limiter(OnStoreFailure::ReturnError),
+                limiter(OnStoreFailure::Allow),
+                limiter(OnStoreFailure::Deny),
+            );
+            for _ in 0..5 {
+                assert!(error.check("c").await.unwrap().allowed);
+            }
+            assert!(!error.check("c").await.unwrap().allowed);
+
+            server.stop().await;
+            let err = error.check("c").await.unwrap_err();
+            assert!(err.is_retryable(), "{err}");
+            let d = open.check("c").await.unwrap();
+            assert!(d.allowed && d.degraded, "{algorithm:?} fail open: {d:?}");
+            let d = closed.check("c").await.unwrap();
+            assert!(!d.allowed && d.degraded, "{algorithm:?} fail closed: {d:?}");
+
+            server.restart(port).await;
+            // The restart lost the counts: the window starts afresh.
+            let mut admitted = 0;
+            for _ in 0..6 {
+                let d = error.check("c").await.unwrap();
+                assert!(!d.degraded);
+                admitted += u32::from(d.allowed);
+            }
+            assert_eq!(admitted, 5, "{algorithm:?} after the restart");
+        }
+        server.kill();
+    })
+}

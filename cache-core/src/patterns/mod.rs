@@ -1,7 +1,7 @@
 //! Patterns built only on the [`CacheStore`](crate::CacheStore) trait, so they work on every backend:
 //!
 //! - [`LockManager`]: a lease-based distributed lock with fencing tokens;
-//! - [`RateLimiter`]: fixed-window and GCRA (sliding) rate limits;
+//! - [`RateLimiter`]: fixed-window, exact sliding-window and GCRA rate limits;
 //! - [`TieredCache`]: a local L1 in front of a shared L2, kept coherent across instances by an
 //!   [`InvalidationBus`], with fail-safe reads and a circuit breaker;
 //! - [`Memoized`]: an async function whose results are cached by argument.
@@ -29,7 +29,10 @@ use crate::Clock;
 pub use bus::{BusEvent, InProcessBus, Invalidation, InvalidationBus, InvalidationOp};
 pub use lock::{LockGuard, LockManager, LockManagerBuilder};
 pub use memoize::Memoized;
-pub use rate_limit::{RateLimitAlgorithm, RateLimitDecision, RateLimiter, RateLimiterBuilder};
+pub use rate_limit::{
+    MAX_SLIDING_WINDOW_LIMIT, OnStoreFailure, RateLimitAlgorithm, RateLimitDecision, RateLimiter,
+    RateLimiterBuilder,
+};
 pub use tiered::{InvalidationListener, TieredCache, TieredCacheBuilder, TieredStats};
 
 /// Waits for a duration. Patterns that back off or time out take one, because `cache-core` does not
@@ -58,7 +61,7 @@ where
 
 /// Wall-clock time: milliseconds since the Unix epoch.
 ///
-/// Patterns whose state is shared by several processes (the GCRA [`RateLimiter`]) need a clock with a
+/// Patterns whose state is shared by several processes (the [`RateLimiter`]) need a clock with a
 /// common origin; their accuracy is bounded by how well the hosts' clocks agree (NTP keeps it within a
 /// few milliseconds).
 #[derive(Debug, Clone, Copy, Default)]

@@ -2,15 +2,17 @@
 //! `patterns_redis.rs` (standalone) and `patterns_redis_cluster.rs`. Each binary uses part of it.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backend_memory::MemoryStore;
 use backend_redis::{RedisBus, RedisStore};
 use bytes::Bytes;
 use cache_core::{
-    CacheStore, LockManager, RateLimitAlgorithm, RateLimiter, SetOptions, TieredCache,
+    CacheStore, Clock, LockManager, ManualClock, RateLimitAlgorithm, RateLimiter, SetOptions,
+    TieredCache, WallClock,
 };
 
 /// One `#[test]` per case that runs on any store (the lock and rate-limiter cases), as
@@ -23,6 +25,7 @@ macro_rules! store_pattern_tests {
             lock_holders_never_overlap,
             expired_lease_is_taken_over,
             rate_limits_hold_under_concurrency,
+            rate_limits_hold_over_every_sliding_window,
         );
     };
     (@each $store:expr; $($case:ident),* $(,)?) => {
@@ -117,15 +120,21 @@ pub(crate) async fn expired_lease_is_taken_over(store: Arc<dyn CacheStore>) {
     assert!(second.release().await.unwrap());
 }
 
-/// 50 concurrent callers, limit 10: exactly 10 admitted, by either algorithm; a denial says when
-/// to retry and that nothing remains.
+/// 50 concurrent checks of one client at one instant: each algorithm admits exactly its burst.
 pub(crate) async fn rate_limits_hold_under_concurrency(store: Arc<dyn CacheStore>) {
-    for algorithm in [RateLimitAlgorithm::FixedWindow, RateLimitAlgorithm::Gcra] {
+    let algorithms = [
+        RateLimitAlgorithm::FixedWindow,
+        RateLimitAlgorithm::SlidingWindow,
+        RateLimitAlgorithm::Gcra,
+    ];
+    for algorithm in algorithms {
         let limiter = RateLimiter::builder(store.clone())
-            .namespace(format!("rl-{algorithm:?}"))
+            .namespace(format!("rl-{algorithm:?}-{:08x}", fastrand::u32(..)))
             .limit(10)
             .period(Duration::from_secs(60))
             .algorithm(algorithm)
+            // Frozen time: every check falls in the same window.
+            .clock(ManualClock::new())
             .build()
             .unwrap();
         let tasks: Vec<_> = (0..50)
@@ -146,6 +155,104 @@ pub(crate) async fn rate_limits_hold_under_concurrency(store: Arc<dyn CacheStore
             }
         }
         assert_eq!(allowed, 10, "{algorithm:?}");
+    }
+}
+
+/// The wall clock, remembering what each tokio task read last: the time of its last decision.
+#[derive(Debug, Clone, Default)]
+struct RecordingClock {
+    reads: Arc<Mutex<HashMap<tokio::task::Id, u64>>>,
+}
+
+impl Clock for RecordingClock {
+    fn now_millis(&self) -> u64 {
+        let now = WallClock.now_millis();
+        if let Some(task) = tokio::task::try_id() {
+            self.reads.lock().unwrap().insert(task, now);
+        }
+        now
+    }
+}
+
+impl RecordingClock {
+    fn last_read(&self) -> u64 {
+        self.reads.lock().unwrap()[&tokio::task::id()]
+    }
+}
+
+/// 50 tasks check one client for 1.2 s against 20 per 500 ms; the limiter's own time of every
+/// admission is recorded, and every sliding window of 500 ms (starting at any admission) holds no
+/// more than the algorithm's documented bound.
+pub(crate) async fn rate_limits_hold_over_every_sliding_window(store: Arc<dyn CacheStore>) {
+    const LIMIT: u64 = 20;
+    const PERIOD: u64 = 500;
+    let cases = [
+        (RateLimitAlgorithm::SlidingWindow, None, LIMIT),
+        (RateLimitAlgorithm::Gcra, Some(1), LIMIT),
+        (RateLimitAlgorithm::Gcra, None, 2 * LIMIT - 1),
+        (RateLimitAlgorithm::FixedWindow, None, 2 * LIMIT),
+    ];
+    for (algorithm, burst, bound) in cases {
+        let clock = RecordingClock::default();
+        let mut builder = RateLimiter::builder(store.clone())
+            .namespace(format!(
+                "rl-sliding-{algorithm:?}-{:08x}",
+                fastrand::u32(..)
+            ))
+            .limit(LIMIT)
+            .period(Duration::from_millis(PERIOD))
+            .algorithm(algorithm)
+            .clock(clock.clone());
+        if let Some(burst) = burst {
+            builder = builder.burst(burst);
+        }
+        let limiter = builder.build().unwrap();
+        let stop_at = Instant::now() + Duration::from_millis(1_200);
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (limiter, clock) = (limiter.clone(), clock.clone());
+                tokio::spawn(async move {
+                    let mut admitted = Vec::new();
+                    while Instant::now() < stop_at {
+                        if limiter.check("client").await.unwrap().allowed {
+                            admitted.push(clock.last_read());
+                        }
+                        tokio::time::sleep(Duration::from_millis(fastrand::u64(1..5))).await;
+                    }
+                    admitted
+                })
+            })
+            .collect();
+        let mut times = Vec::new();
+        for task in tasks {
+            times.extend(task.await.unwrap());
+        }
+        times.sort_unstable();
+        let most = (0..times.len())
+            .map(|i| {
+                times[i..]
+                    .iter()
+                    .take_while(|&&t| t < times[i] + PERIOD)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0);
+        if std::env::var("DEBUG_RL").is_ok() {
+            eprintln!("{times:?}");
+        }
+        eprintln!(
+            "{algorithm:?} burst {burst:?}: {} admitted in 1.2 s, at most {most} in any {PERIOD} ms",
+            times.len()
+        );
+        assert!(
+            most as u64 <= bound,
+            "{algorithm:?} burst {burst:?}: {most} admitted within {PERIOD} ms, more than {bound}"
+        );
+        assert!(
+            times.len() as u64 >= 2 * LIMIT,
+            "{algorithm:?}: {}",
+            times.len()
+        );
     }
 }
 
