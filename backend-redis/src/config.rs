@@ -150,8 +150,11 @@ pub struct RedisConfig {
     /// conditional set, a script, ...) is preceded by a `PING`. A server that died meanwhile left
     /// the connection dead; the `PING` finds that out, the store reconnects, and the command is sent
     /// once, on the new connection. Commands that may run twice (reads, plain sets) skip the check:
-    /// they are simply sent again if the connection turns out to be dead. `Duration::MAX`: never
-    /// check. Default: 1 s.
+    /// they are simply sent again if the connection turns out to be dead. A server that died and
+    /// came back within this interval of the last reply can still fail one such command, with a
+    /// retryable [`Connection`](cache_core::ErrorKind::Connection) error and without running it:
+    /// a shorter interval makes that rarer, at the cost of a `PING` before more writes.
+    /// `Duration::MAX`: never check. Default: 1 s.
     pub health_check_interval: Duration,
     /// The reconnect policy. Default: [`RetryPolicy::default`].
     pub retry: RetryPolicy,

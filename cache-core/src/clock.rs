@@ -15,9 +15,15 @@ pub trait Clock: Send + Sync + Debug {
     /// a [`TieredCache`](crate::TieredCache) stamps on its L2 values. Default: the wall clock
     /// (`web_time::SystemTime`, which works on wasm32 too).
     fn unix_millis(&self) -> u64 {
+        self.unix_micros() / 1_000
+    }
+
+    /// Microseconds since the Unix epoch: the floor of a [`LockManager`](crate::LockManager)'s
+    /// fencing tokens. Default: the wall clock, as for [`unix_millis`](Self::unix_millis).
+    fn unix_micros(&self) -> u64 {
         web_time::SystemTime::now()
             .duration_since(web_time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis() as u64)
+            .map_or(0, |since| since.as_micros() as u64)
     }
 }
 
@@ -84,5 +90,9 @@ impl Clock for ManualClock {
     /// The same hand-moved time, so that tests control wall-clock deadlines too.
     fn unix_millis(&self) -> u64 {
         self.now_millis()
+    }
+
+    fn unix_micros(&self) -> u64 {
+        self.now_millis().saturating_mul(1_000)
     }
 }

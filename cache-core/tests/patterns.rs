@@ -53,6 +53,31 @@ async fn an_expired_lease_can_be_taken_over_and_the_old_owner_cannot_release_it(
     assert!(locks.try_acquire("job").await.unwrap().is_some());
 }
 
+/// Fencing tokens start at the wall clock in microseconds, so they keep growing after the store
+/// lost the counter (a restart without persistence, an eviction).
+#[tokio::test]
+async fn fencing_tokens_keep_growing_after_the_counter_is_lost() {
+    let store = MemoryStore::new();
+    let locks = LockManager::builder(store.clone()).build().unwrap();
+    let before = cache_core::SystemClock::new().unix_micros();
+    let mut last = 0;
+    for _ in 0..20 {
+        let guard = locks.try_acquire("job").await.unwrap().unwrap();
+        assert!(guard.fencing_token() > last && guard.fencing_token() >= before);
+        last = guard.fencing_token();
+        assert!(guard.release().await.unwrap());
+    }
+    assert!(store.delete("lock:f:job").unwrap(), "the counter's key");
+    // A store restart takes longer than this: the clock has moved on past the last token.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let after_loss = locks.try_acquire("job").await.unwrap().unwrap();
+    assert!(
+        after_loss.fencing_token() > last,
+        "{} after {last}",
+        after_loss.fencing_token()
+    );
+}
+
 #[tokio::test]
 async fn extend_renews_the_lease() {
     let (store, clock) = manual_store();

@@ -343,3 +343,65 @@ fn rate_limits_through_a_restart_fail_as_chosen_then_start_afresh() {
         server.kill();
     })
 }
+
+/// What a lock guarantees when Redis restarts without persistence, as documented on
+/// `LockManager`: the held lease is lost, so a second caller gets the lock while the first still
+/// holds its guard, but the fencing token still grows (the counter restarted at the wall clock),
+/// and the first holder learns it lost the lease.
+#[test]
+fn a_restart_loses_the_lease_but_fencing_tokens_keep_growing() {
+    use cache_core::LockManager;
+
+    cache_conformance::block_on(async {
+        let launcher = Launcher::detect();
+        let (mut server, port) = launch_standalone(&launcher).await;
+        let config = RedisConfig::builder()
+            .standalone("127.0.0.1", port)
+            .build()
+            .unwrap();
+        let store = RedisStore::connect(with_test_settings(config))
+            .await
+            .unwrap();
+        let locks = LockManager::builder(store)
+            .lease(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let mut last = 0;
+        for _ in 0..20 {
+            let guard = locks.try_acquire("job").await.unwrap().unwrap();
+            assert!(guard.fencing_token() > last);
+            last = guard.fencing_token();
+            assert!(guard.release().await.unwrap());
+        }
+        let first = locks.try_acquire("job").await.unwrap().unwrap();
+
+        server.stop().await;
+        server.restart(port).await;
+
+        // The store's connection answered moments before the restart, within the health-check
+        // interval, so the first write may find it dead and fail, retryably, without running.
+        let restarted_at = Instant::now();
+        let second = loop {
+            match locks.try_acquire("job").await {
+                Ok(guard) => break guard,
+                Err(e) if e.is_retryable() && restarted_at.elapsed() < Duration::from_secs(5) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        .expect("the restart lost the lease: the lock is free again");
+        assert!(
+            second.fencing_token() > first.fencing_token(),
+            "token {} after {}: a resource checking tokens would refuse every new holder",
+            second.fencing_token(),
+            first.fencing_token()
+        );
+        assert!(!first.is_held().await.unwrap());
+        assert!(!first.extend(Duration::from_secs(5)).await.unwrap());
+        assert!(!first.release().await.unwrap());
+        assert!(second.is_held().await.unwrap());
+        assert!(second.release().await.unwrap());
+        server.kill();
+    })
+}

@@ -9,6 +9,9 @@ use bytes::Bytes;
 use super::{Sleeper, random_token};
 use crate::{CacheStore, Clock, Error, ErrorKind, IntoStore, Result, SetOptions, SystemClock};
 
+/// How many times the fencing counter is re-read after losing a compare-and-swap.
+const MAX_FENCE_ATTEMPTS: usize = 1_000;
+
 /// Hands out leases on named locks stored in a [`CacheStore`].
 ///
 /// A lock named `name` is the key `"{namespace}:l:{name}"`; while held, its value is the holder's
@@ -28,12 +31,22 @@ use crate::{CacheStore, Clock, Error, ErrorKind, IntoStore, Result, SetOptions, 
 /// loses the lock without being told. Keep leases comfortably longer than the critical section, extend
 /// them from long sections, and pass the fencing token to the resource you protect.
 ///
-/// **Give it a store that does not evict.** A store that evicts a held lease lets a second holder
-/// in, and one that evicts a fencing counter hands out its tokens again. A `MemoryStore` evicts when
-/// it is full, so give the locks one of their own with room for two keys per lock name (fencing
-/// counters never expire); on Redis, set `maxmemory-policy noeviction` (the `volatile-*` policies
-/// evict leases, which have TTLs). Redis replication is asynchronous: a failover can lose a lease or
-/// a counter's last increments, as with any single-master Redis lock.
+/// **When the store loses data, mutual exclusion is lost, but fencing is not.** A store restarted
+/// without persistence, a Redis failover that loses the last writes (replication is asynchronous),
+/// or an eviction can drop a held lease. Another caller can then take the lock while the first
+/// still runs its critical section: two holders at once. The first holder is not told;
+/// [`is_held`](LockGuard::is_held), [`extend`](LockGuard::extend) and
+/// [`release`](LockGuard::release) report `false` from then on. Fencing tokens still grow across
+/// such a loss: each is one more than the last, and at least the wall clock in microseconds (about
+/// 1.8 × 10¹⁵ today, below 2⁵³ so JavaScript reads it exactly), so a counter that was lost starts
+/// again above every earlier token, as long as the hosts' clocks agree to within the time between
+/// the last acquisition before the loss and the first after it. A resource that rejects tokens smaller than the largest it has seen therefore
+/// refuses the older holder's writes. Use fencing wherever two holders would do harm.
+///
+/// **Give it a store that does not evict.** A `MemoryStore` evicts when it is full, so give the
+/// locks one of their own with room for two keys per lock name (fencing counters never expire); on
+/// Redis, set `maxmemory-policy noeviction` (the `volatile-*` policies evict leases, which have
+/// TTLs).
 ///
 /// ```
 /// # futures::executor::block_on(async {
@@ -140,7 +153,8 @@ impl LockManagerBuilder {
         self
     }
 
-    /// The clock that measures `acquire`'s timeout. Default: [`SystemClock`].
+    /// The clock that measures `acquire`'s timeout, and whose [`unix_micros`](Clock::unix_micros)
+    /// is the floor of fencing tokens. Default: [`SystemClock`].
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.inner.clock = Arc::new(clock);
         self
@@ -158,10 +172,10 @@ impl LockManagerBuilder {
 impl LockManager {
     /// Tries once to take the lock `name`. `Ok(None)` means someone else holds it.
     ///
-    /// It takes up to three store operations: a conditional set of the owner token (the only one when
-    /// the lock is held), an increment of the fencing counter, and a compare-and-swap that records the
-    /// fencing token while confirming the lease is still ours. The last step is what makes fencing
-    /// tokens grow in the order holders actually held the lock.
+    /// It takes four store operations: a conditional set of the owner token (the only one when the
+    /// lock is held), a read and a compare-and-swap of the fencing counter, and a compare-and-swap
+    /// that records the fencing token while confirming the lease is still ours. The last step is what
+    /// makes fencing tokens grow in the order holders actually held the lock.
     pub async fn try_acquire(&self, name: &str) -> Result<Option<LockGuard>> {
         let inner = &self.inner;
         let key = format!("{}:l:{name}", inner.namespace);
@@ -178,9 +192,8 @@ impl LockManager {
             tracing::debug!(lock = name, "lock busy");
             return Ok(None);
         }
-        let fence_key = format!("{}:f:{name}", inner.namespace);
-        let fence = match inner.store.incr_by(&fence_key, 1, None).await {
-            Ok(fence) => fence as u64,
+        let fence = match self.next_fence(name).await {
+            Ok(fence) => fence,
             Err(e) => {
                 // Give the lease back rather than leave it to expire.
                 let _ = inner
@@ -213,6 +226,41 @@ impl LockManager {
             value,
             fence,
         }))
+    }
+
+    /// The next fencing token of `name`: one more than the last, and at least the wall clock in
+    /// microseconds, so that tokens still grow after the store lost the counter. A compare-and-swap
+    /// loop on the counter key.
+    async fn next_fence(&self, name: &str) -> Result<u64> {
+        let inner = &self.inner;
+        let key = format!("{}:f:{name}", inner.namespace);
+        for _ in 0..MAX_FENCE_ATTEMPTS {
+            let current = inner.store.get(&key).await?;
+            let last = current
+                .as_deref()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
+            let floor = inner.clock.unix_micros();
+            let next = last.saturating_add(1).max(floor);
+            if inner
+                .store
+                .compare_and_swap(
+                    &key,
+                    current.as_deref(),
+                    Some(Bytes::from(next.to_string())),
+                    None,
+                )
+                .await?
+            {
+                return Ok(next);
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Backend,
+            format!("the fencing counter {key:?} changed on each of {MAX_FENCE_ATTEMPTS} attempts"),
+        )
+        .with_retryable(true))
     }
 
     /// Takes the lock `name`, retrying with jittered exponential backoff until `timeout` has passed.
