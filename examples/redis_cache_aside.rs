@@ -44,7 +44,7 @@ async fn main() -> Result<(), Error> {
 
     // 2. A TTL expiring, measured by Redis itself.
     cache
-        .set_with_ttl("session:abc", "ada", Some(Duration::from_millis(150)))
+        .set_with_ttl("session:abc", "ada", Duration::from_millis(150))
         .await?;
     println!(
         "2. session before TTL -> {:?}",

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 
 use bytes::Bytes;
-use cache_core::Clock;
+use cache_core::{Clock, SharedObject};
 use hashbrown::HashTable;
 use smallvec::SmallVec;
 
@@ -23,6 +23,8 @@ pub(crate) enum Value<'a> {
     Shared(Bytes),
     Slice(&'a [u8]),
     Weighted(Bytes, usize),
+    /// Shared bytes and their decoded value, charged twice the bytes.
+    Object(Bytes, SharedObject),
     Collection(Box<Collection>),
 }
 
@@ -33,6 +35,7 @@ impl Value<'_> {
             Value::Shared(b) => b.len(),
             Value::Slice(s) => s.len(),
             Value::Weighted(_, weight) => *weight,
+            Value::Object(b, _) => b.len().saturating_mul(2),
             Value::Collection(c) => c.bytes(),
         }
     }
@@ -45,6 +48,8 @@ enum Body {
     Inline,
     /// Shared bytes (a weighted value's weight follows the key in `data`).
     Shared(Bytes),
+    /// Shared bytes and their decoded value; boxed, so that other entries stay small.
+    Object(Box<(Bytes, SharedObject)>),
     /// A hash, list, set or sorted set.
     Collection(Box<Collection>),
 }
@@ -77,7 +82,16 @@ impl Entry {
         match &self.body {
             Body::Inline => Some(&self.data[self.key_len as usize..]),
             Body::Shared(bytes) => Some(bytes),
+            Body::Object(object) => Some(&object.0),
             Body::Collection(_) => None,
+        }
+    }
+
+    /// The decoded value written with the bytes, if any.
+    pub(crate) fn object(&self) -> Option<&SharedObject> {
+        match &self.body {
+            Body::Object(object) => Some(&object.1),
+            _ => None,
         }
     }
 
@@ -85,6 +99,7 @@ impl Entry {
     pub(crate) fn value_bytes(&self) -> Option<Bytes> {
         match &self.body {
             Body::Shared(bytes) => Some(bytes.clone()),
+            Body::Object(object) => Some(object.0.clone()),
             _ => self.value().map(Bytes::copy_from_slice),
         }
     }
@@ -119,6 +134,10 @@ impl Entry {
                 self.data = joined(self.key(), &weight.to_ne_bytes());
                 self.body = Body::Shared(bytes);
             }
+            Value::Object(bytes, object) => {
+                self.truncate_to_key();
+                self.body = Body::Object(Box::new((bytes, object)));
+            }
             Value::Collection(collection) => {
                 self.truncate_to_key();
                 self.body = Body::Collection(collection);
@@ -135,6 +154,10 @@ fn entry_data(key: &str, value: Value<'_>) -> (SmallVec<[u8; INLINE_DATA]>, Body
         Value::Weighted(bytes, weight) => (
             joined(key.as_bytes(), &weight.to_ne_bytes()),
             Body::Shared(bytes),
+        ),
+        Value::Object(bytes, object) => (
+            SmallVec::from_slice(key.as_bytes()),
+            Body::Object(Box::new((bytes, object))),
         ),
         Value::Collection(collection) => (
             SmallVec::from_slice(key.as_bytes()),

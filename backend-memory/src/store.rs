@@ -9,8 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use cache_core::{
-    CacheStore, Capabilities, Clock, Error, ErrorKind, KeyTtl, Limits, LocalStore, Result,
-    ScanCursor, ScanPage, SetCondition, SetOptions, opt_ttl_millis, ttl_millis,
+    CacheStore, Capabilities, Clock, Error, ErrorKind, KeyTtl, Limits, LocalStore, PrefixedKey,
+    Result, ScanCursor, ScanPage, SetCondition, SetOptions, SharedObject, opt_ttl_millis,
+    ttl_millis,
 };
 use crossbeam_utils::CachePadded;
 use hashbrown::DefaultHashBuilder;
@@ -748,6 +749,18 @@ impl CacheStore for MemoryStore {
         Some(self)
     }
 
+    fn as_local(&self) -> Option<&dyn LocalStore> {
+        Some(self)
+    }
+
+    fn departures(&self) -> Option<cache_core::Departures> {
+        let stats = self.stats();
+        Some(cache_core::Departures::new(
+            stats.evictions,
+            stats.expirations,
+        ))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         MemoryStore::get(self, key)
     }
@@ -831,6 +844,44 @@ impl LocalStore for MemoryStore {
 
     fn clear_now(&self, prefix: &str) -> Result<u64> {
         Ok(MemoryStore::clear(self, prefix))
+    }
+
+    fn read_now(
+        &self,
+        key: PrefixedKey<'_>,
+        read: &mut dyn FnMut(&[u8], Option<&SharedObject>),
+    ) -> Result<bool> {
+        key.with_joined(|full| {
+            self.read_value(full, |entry| match entry.value() {
+                Some(bytes) => {
+                    read(bytes, entry.object());
+                    Ok(())
+                }
+                None => Err(string_wrong_type(full)),
+            })?
+            .transpose()
+            .map(|found| found.is_some())
+        })
+    }
+
+    fn set_shared_now(
+        &self,
+        key: PrefixedKey<'_>,
+        bytes: Bytes,
+        object: SharedObject,
+        options: SetOptions,
+    ) -> Result<bool> {
+        key.with_joined(|full| {
+            // The value limit is the bytes'; an entry too large to carry its object as well keeps
+            // the bytes alone.
+            self.check_entry(full, bytes.len())?;
+            let value = if self.check_entry(full, bytes.len() * 2).is_ok() {
+                Value::Object(bytes, object)
+            } else {
+                Value::Shared(bytes)
+            };
+            self.set_value(full, value, options)
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cache_core::{
     CacheStore, Capabilities, Error, KeyTtl, Limits, Result, ScanCursor, ScanPage, SetCondition,
-    SetOptions, opt_ttl_millis, ttl_millis,
+    SetOptions, glob_escape, opt_ttl_millis, ttl_millis,
 };
 use futures::future::try_join_all;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo, Slot};
@@ -330,6 +330,43 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Unlinks every key matching the full-key glob `pattern`, on every master, a batch per `SCAN`
+    /// step.
+    async fn unlink_matching(&self, pattern: &str, op: &str) -> Result<u64> {
+        let nodes: Vec<Option<String>> = match &self.inner.conn {
+            Conn::Cluster(_) => self
+                .cluster_masters()
+                .await?
+                .into_iter()
+                .map(Some)
+                .collect(),
+            _ => vec![None],
+        };
+        let mut deleted = 0;
+        for node in &nodes {
+            let mut cursor = 0;
+            loop {
+                let (next, keys) = self
+                    .scan_step(node.as_deref(), cursor, pattern, CLEAR_BATCH)
+                    .await?;
+                if !keys.is_empty() {
+                    let mut cmd = redis::cmd("UNLINK");
+                    for key in &keys {
+                        cmd.arg(key.as_slice());
+                    }
+                    deleted += self.query::<u64>(&cmd, op, None).await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
 /// A command with room for `args` more arguments of `bytes` in all, so building it never reallocates.
 fn command(name: &str, args: usize, bytes: usize) -> Cmd {
     let mut cmd = Cmd::with_capacity(1 + args, name.len() + bytes);
@@ -358,18 +395,6 @@ fn split_addr(addr: &str) -> Result<(&str, u16)> {
     let bad = || unexpected("scan", "malformed node address in cursor");
     let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
     Ok((host, port.parse().map_err(|_| bad())?))
-}
-
-/// Escapes the glob-special characters of Redis `MATCH` patterns (`* ? [ ] \`).
-pub(crate) fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[async_trait]
@@ -631,37 +656,14 @@ impl CacheStore for RedisStore {
     }
 
     async fn clear(&self, prefix: &str) -> Result<u64> {
-        let pattern = self.pattern(prefix);
-        let nodes: Vec<Option<String>> = match &self.inner.conn {
-            Conn::Cluster(_) => self
-                .cluster_masters()
-                .await?
-                .into_iter()
-                .map(Some)
-                .collect(),
-            _ => vec![None],
-        };
-        let mut deleted = 0;
-        for node in &nodes {
-            let mut cursor = 0;
-            loop {
-                let (next, keys) = self
-                    .scan_step(node.as_deref(), cursor, &pattern, CLEAR_BATCH)
-                    .await?;
-                if !keys.is_empty() {
-                    let mut cmd = redis::cmd("UNLINK");
-                    for key in &keys {
-                        cmd.arg(key.as_slice());
-                    }
-                    deleted += self.query::<u64>(&cmd, "clear", None).await?;
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-        }
-        Ok(deleted)
+        self.unlink_matching(&self.pattern(prefix), "clear").await
+    }
+
+    async fn clear_matching(&self, prefix: &str, pattern: &str) -> Result<u64> {
+        let mut full = glob_escape(&self.inner.config.key_prefix);
+        full.push_str(&glob_escape(prefix));
+        full.push_str(pattern);
+        self.unlink_matching(&full, "clear_matching").await
     }
 
     fn collections(&self) -> Option<&dyn cache_core::CollectionStore> {
@@ -683,16 +685,5 @@ impl CacheStore for RedisStore {
             }
             _ => self.query::<()>(&redis::cmd("PING"), "ping", None).await,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob_escape;
-
-    #[test]
-    fn glob_special_characters_are_escaped() {
-        assert_eq!(glob_escape(r"a*b?c[d]e\f"), r"a\*b\?c\[d\]e\\f");
-        assert_eq!(glob_escape("plain:"), "plain:");
     }
 }

@@ -105,11 +105,15 @@ pub(crate) fn decode_for<C: Codec, T: DeserializeOwned>(
     })
 }
 
+/// The error of an empty key under a namespace, which the store would take as `"{namespace}:"`.
+pub(crate) fn empty_key() -> Error {
+    Error::new(ErrorKind::InvalidKey, "key is empty")
+}
+
 /// `prefix` followed by `key`, in one allocation.
 pub(crate) fn prefixed(prefix: &str, key: &str) -> Result<String> {
-    // The store would accept `"{namespace}:"`, an empty key under a namespace: refuse it here.
     if key.is_empty() {
-        return Err(Error::new(ErrorKind::InvalidKey, "key is empty"));
+        return Err(empty_key());
     }
     let mut full = String::with_capacity(prefix.len() + key.len());
     full.push_str(prefix);

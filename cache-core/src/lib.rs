@@ -7,9 +7,11 @@ mod codec;
 mod collections;
 mod error;
 mod finite;
+mod glob;
 mod handles;
 mod limits;
 pub mod patterns;
+mod shared;
 mod single_flight;
 mod stats;
 mod store;
@@ -26,6 +28,7 @@ pub use collections::{
     CollectionArgs, CollectionStore, MAX_COLLECTION_PAGE, Order, Page, ScoreBound, index_range,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use glob::{glob_escape, glob_matches};
 pub use handles::{HashOf, ListOf, SetOf, SortedSetOf};
 pub use limits::{Limits, MAX_TTL, opt_ttl_millis, ttl_millis};
 pub use patterns::{
@@ -34,8 +37,9 @@ pub use patterns::{
     RateLimitAlgorithm, RateLimitDecision, RateLimiter, RateLimiterBuilder, Sleeper, TieredCache,
     TieredCacheBuilder, TieredStats, WallClock,
 };
+pub use shared::{PrefixedKey, SharedObject, ToShared};
 pub use stats::CacheStats;
 pub use store::{
-    CacheStore, CacheStoreExt, KeyTtl, LocalStore, ScanCursor, ScanPage, SetCondition, SetOptions,
-    scan_stream,
+    CacheStore, CacheStoreExt, Departures, KeyTtl, LocalStore, ScanCursor, ScanPage, SetCondition,
+    SetOptions, scan_stream,
 };

@@ -18,6 +18,11 @@ pub struct CacheStats {
     pub loader_runs: u64,
     /// Calls that returned an error.
     pub errors: u64,
+    /// Entries the store evicted to stay within its bounds, if it counts them (a `MemoryStore`
+    /// does): the whole store's, not only this cache's.
+    pub evictions: Option<u64>,
+    /// Entries the store removed because their TTL passed, if it counts them; the whole store's.
+    pub expirations: Option<u64>,
 }
 
 impl CacheStats {
@@ -56,6 +61,8 @@ impl StatsCounters {
             deletes: load(&self.deletes),
             loader_runs: load(&self.loader_runs),
             errors: load(&self.errors),
+            evictions: None,
+            expirations: None,
         }
     }
 }

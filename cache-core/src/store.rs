@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
-use crate::{Capabilities, Limits, Result};
+use crate::{Capabilities, Limits, PrefixedKey, Result, SharedObject};
 
 /// When a [`CacheStore::set`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -261,6 +261,43 @@ pub trait CacheStore: Send + Sync + Debug {
     /// prefix are never touched. An empty prefix clears the whole store.
     async fn clear(&self, prefix: &str) -> Result<u64>;
 
+    /// Deletes every key that starts with `prefix` and whose remainder after it matches the glob
+    /// `pattern` ([Redis `MATCH` semantics](crate::glob_matches)), and returns how many it deleted.
+    /// Keys without the prefix are never touched.
+    ///
+    /// Behavior:
+    /// - `*` in the pattern matches any run of bytes, `?` one byte, `[…]` one byte of a class, and
+    ///   `\` escapes; nothing else is special (see [`glob_matches`](crate::glob_matches));
+    /// - the prefix is literal: glob characters in it match only themselves;
+    /// - not atomic: a key written while it runs may or may not be deleted.
+    ///
+    /// Default: a [`scan`](Self::scan) of `prefix` plus the pattern's literal start, and
+    /// [`delete_many`](Self::delete_many) of the keys that match, 1000 at a time.
+    async fn clear_matching(&self, prefix: &str, pattern: &str) -> Result<u64> {
+        // Matched as Redis matches `SCAN MATCH {escaped prefix}{pattern}`, quirks included.
+        let full_pattern = format!("{}{pattern}", crate::glob_escape(prefix));
+        let start = format!("{prefix}{}", crate::glob::literal_prefix(pattern));
+        let mut keys = std::pin::pin!(scan_stream(self, &start, 1000));
+        let mut batch = Vec::new();
+        let mut deleted = 0;
+        while let Some(key) = keys.next().await {
+            let key = key?;
+            if crate::glob_matches(&full_pattern, &key) {
+                batch.push(key);
+            }
+            if batch.len() >= 1000 {
+                let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+                deleted += self.delete_many(&refs).await?;
+                batch.clear();
+            }
+        }
+        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+        if !refs.is_empty() {
+            deleted += self.delete_many(&refs).await?;
+        }
+        Ok(deleted)
+    }
+
     /// Checks that the store answers.
     async fn ping(&self) -> Result<()>;
 
@@ -268,6 +305,38 @@ pub trait CacheStore: Send + Sync + Debug {
     /// lists, sets, sorted sets). Default: `None`.
     fn collections(&self) -> Option<&dyn crate::CollectionStore> {
         None
+    }
+
+    /// This store as a [`LocalStore`], if it lives in this process: the typed facade then reads
+    /// and writes it without awaiting, and keeps decoded values in it. Default: `None`.
+    fn as_local(&self) -> Option<&dyn LocalStore> {
+        None
+    }
+
+    /// How many entries this store evicted and expired, if it counts them (a `MemoryStore` does;
+    /// Redis counts per server, in `INFO`). Default: `None`.
+    fn departures(&self) -> Option<Departures> {
+        None
+    }
+}
+
+/// Entries a store removed on its own, from [`CacheStore::departures`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Departures {
+    /// Live entries removed to stay within the store's bounds.
+    pub evictions: u64,
+    /// Entries removed because their TTL passed.
+    pub expirations: u64,
+}
+
+impl Departures {
+    /// Evictions and expirations.
+    pub fn new(evictions: u64, expirations: u64) -> Self {
+        Departures {
+            evictions,
+            expirations,
+        }
     }
 }
 
@@ -289,6 +358,37 @@ pub trait LocalStore: CacheStore {
 
     /// [`CacheStore::clear`], answered at once.
     fn clear_now(&self, prefix: &str) -> Result<u64>;
+
+    /// Reads `key` at once and hands its value to `read`: the bytes, and the [`SharedObject`]
+    /// written with them, if any. Returns whether the key was found. It looks `prefix + key` up
+    /// without building that string on the heap, and copies nothing out.
+    ///
+    /// Default: [`get_now`](Self::get_now) of the joined key, without an object.
+    fn read_now(
+        &self,
+        key: PrefixedKey<'_>,
+        read: &mut dyn FnMut(&[u8], Option<&SharedObject>),
+    ) -> Result<bool> {
+        let value = key.with_joined(|full| self.get_now(full))?;
+        Ok(value.map(|bytes| read(&bytes, None)).is_some())
+    }
+
+    /// [`CacheStore::set`] of `bytes` at once, keeping `object` (their decoded value) next to
+    /// them for [`read_now`](Self::read_now). Every other read sees the bytes. The entry is charged
+    /// twice the length of `bytes`: the bytes, and as much again for the object, whose heap size
+    /// the store cannot see.
+    ///
+    /// Default: [`set_now`](Self::set_now) of the bytes alone.
+    fn set_shared_now(
+        &self,
+        key: PrefixedKey<'_>,
+        bytes: Bytes,
+        object: SharedObject,
+        options: SetOptions,
+    ) -> Result<bool> {
+        let _ = object;
+        key.with_joined(|full| self.set_now(full, bytes, options))
+    }
 }
 
 /// Conveniences every [`CacheStore`] gets for free.

@@ -46,6 +46,7 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
     .run()?;
 
     step("cargo package of the publishable crates (each built from its tarball)");
+    forget_packaged_copies()?;
     cmd!(
         sh,
         "cargo package --locked --allow-dirty -p cache-core -p backend-memory -p backend-redis -p cache-conformance"
@@ -63,5 +64,46 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
         conformance::run(sh, backend)?;
     }
     wasm::test_all(sh)?;
+    Ok(())
+}
+
+/// The crates this workspace publishes.
+const PUBLISHED: [&str; 4] = [
+    "cache-core",
+    "backend-memory",
+    "backend-redis",
+    "cache-conformance",
+];
+
+/// Removes the copies of our crates that an earlier `cargo package` unpacked from its temporary
+/// registry. Cargo reuses an unpacked `name-version` directory as it is, so without this the
+/// tarballs would be verified against the previous run's sources whenever the version is unchanged.
+fn forget_packaged_copies() -> Result<()> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".cargo"))
+        });
+    let Some(sources) = cargo_home.map(|home| home.join("registry/src")) else {
+        return Ok(());
+    };
+    let Ok(registries) = std::fs::read_dir(&sources) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        // Temporary registries are unpacked under names without a host, such as "-14cd1cce…".
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for unpacked in std::fs::read_dir(registry.path())?.flatten() {
+            let name = unpacked.file_name().to_string_lossy().into_owned();
+            if PUBLISHED
+                .iter()
+                .any(|krate| name.starts_with(&format!("{krate}-")))
+            {
+                std::fs::remove_dir_all(unpacked.path())?;
+            }
+        }
+    }
     Ok(())
 }

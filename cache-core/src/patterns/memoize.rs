@@ -19,7 +19,8 @@ const MAX_INLINE_ARGS: usize = 256;
 /// function once.
 ///
 /// The key is `"{name}:{args as JSON}"` inside the cache's namespace, or `"{name}:#{hash}"` for
-/// arguments longer than 256 bytes of JSON. Errors are not cached. Two memoized functions must not
+/// arguments longer than 256 bytes of JSON. Results are kept as the cache keeps values: shared, on a
+/// store in this process, so a repeated call decodes nothing. Errors are not cached. Two memoized functions must not
 /// share a name in one namespace. Arguments that JSON writes alike share a result: serde_json writes
 /// `NaN`, the infinities and `None` all as `null`. The hash of long arguments (128-bit FNV-1a) keeps
 /// apart arguments that differ by accident, not ones chosen to collide: do not memoize on arguments
@@ -60,7 +61,7 @@ impl<A, T, F, C: Codec> fmt::Debug for Memoized<A, T, F, C> {
 impl<A, T, F, Fut, E, C> Memoized<A, T, F, C>
 where
     A: Serialize + Clone,
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     F: Fn(A) -> Fut,
     Fut: Future<Output = std::result::Result<T, E>>,
     E: Into<Box<dyn StdError + Send + Sync>>,

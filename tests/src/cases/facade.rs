@@ -144,7 +144,7 @@ pub async fn typed_values_round_trip(ctx: &Ctx) {
     );
 }
 
-/// Cache: writes without an explicit TTL get the builder's default TTL; `set_with_ttl(None)` never expires.
+/// Cache: writes without an explicit TTL get the builder's default TTL; `set_with_optional_ttl(None)` never expires.
 pub async fn default_ttl_applies(ctx: &Ctx) {
     let cache = Cache::builder(ctx.store().clone())
         .namespace(ctx.key("ttl"))
@@ -152,7 +152,10 @@ pub async fn default_ttl_applies(ctx: &Ctx) {
         .build()
         .unwrap();
     cache.set("short", &1u8).await.unwrap();
-    cache.set_with_ttl("forever", &2u8, None).await.unwrap();
+    cache
+        .set_with_optional_ttl("forever", &2u8, None)
+        .await
+        .unwrap();
     let loaded: u8 = cache
         .get_or_insert_with("loaded", None, || async { Ok::<_, String>(3) })
         .await
