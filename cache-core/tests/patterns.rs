@@ -555,7 +555,7 @@ async fn the_expiry_stamp_keeps_another_instances_l1_copy_within_l2s_ttl() {
     };
     let ((writer, _), (reader, reader_l1)) = (instance(), instance());
     writer
-        .set_with_ttl("k", &"v", Some(Duration::from_secs(5)))
+        .set_with_ttl("k", &"v", Duration::from_secs(5))
         .await
         .unwrap();
     clock.advance(Duration::from_secs(2));

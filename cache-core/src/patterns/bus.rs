@@ -21,10 +21,13 @@ pub enum InvalidationOp {
     Delete,
     /// Every key with a prefix was deleted.
     Clear,
+    /// Every key matching a glob (Redis `MATCH` semantics, over whole keys) was deleted.
+    Match,
 }
 
 /// One message on an [`InvalidationBus`]: instance `origin` changed `key` (for
-/// [`InvalidationOp::Clear`], every key starting with `key`).
+/// [`InvalidationOp::Clear`], every key starting with `key`; for [`InvalidationOp::Match`], every
+/// key matching the glob `key`).
 ///
 /// It never carries a value: receivers drop their L1 copy and read L2 again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +39,7 @@ pub struct Invalidation {
     /// What it did.
     #[serde(rename = "op")]
     pub op: InvalidationOp,
-    /// The key, or for a clear the prefix.
+    /// The key; for a clear the prefix, for a match the pattern.
     #[serde(rename = "k")]
     pub key: String,
 }

@@ -21,7 +21,7 @@ use super::{BusEvent, Invalidation, InvalidationBus, InvalidationOp, Sleeper, ra
 use crate::single_flight::{Leader, Role, SingleFlight};
 use crate::{
     CacheStore, Clock, Codec, Error, ErrorKind, IntoStore, Json, KeyTtl, LocalStore, MAX_TTL,
-    Result, SetOptions, SystemClock,
+    PrefixedKey, Result, SetCondition, SetOptions, SharedObject, SystemClock, ToShared,
 };
 
 /// A two-level cache: a fast local L1 (normally a small `MemoryStore`) in front of a shared L2 (any
@@ -148,6 +148,10 @@ pub struct TieredStats {
     pub bus_resyncs: u64,
     /// Invalidations this instance failed to publish.
     pub bus_publish_errors: u64,
+    /// Entries L1 evicted to stay within its bounds, if it counts them (a `MemoryStore` does).
+    pub l1_evictions: Option<u64>,
+    /// Entries L1 removed because their TTL passed, if it counts them.
+    pub l1_expirations: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -199,8 +203,8 @@ struct Core {
     generation: AtomicU64,
     /// Flights carry the generation read before their L2 read, so that a caller that saw a later
     /// invalidation does not take their answer.
-    reads: SingleFlight<(u64, Result<Option<Bytes>>)>,
-    loads: SingleFlight<(u64, Result<Bytes>)>,
+    reads: SingleFlight<(u64, Result<Option<Held>>)>,
+    loads: SingleFlight<(u64, Result<Held>)>,
     stats: Counters,
 }
 
@@ -437,6 +441,32 @@ enum L1Lookup {
     Miss,
 }
 
+/// A value as the tiers pass it around: the codec's bytes, and the decoded value once a typed call
+/// has decoded or written it (which L1 then keeps, shared).
+#[derive(Clone)]
+struct Held {
+    bytes: Bytes,
+    object: Option<SharedObject>,
+}
+
+impl Held {
+    fn bytes(bytes: Bytes) -> Self {
+        Held {
+            bytes,
+            object: None,
+        }
+    }
+}
+
+/// Turns the bytes of an L2 hit into the value L1 keeps next to them (`None`: keep the bytes
+/// alone, e.g. for the raw-bytes API, or bytes that do not decode).
+type Decoder<'a> = &'a (dyn Fn(&[u8]) -> Option<SharedObject> + Send + Sync);
+
+/// The decoder of the raw-bytes API: nothing to keep.
+fn no_object(_: &[u8]) -> Option<SharedObject> {
+    None
+}
+
 const HEADER: usize = 8;
 
 /// The start of an L2 value's [stamp](TieredCache#stored-format). `FF` never starts UTF-8 text, and in
@@ -506,23 +536,30 @@ impl Core {
     /// Copies a value into L1, fresh for `fresh_for` (at most `l1_ttl`). If an invalidation happened
     /// since `generation` was read, the copy may be older than what the invalidation announced, so it
     /// is removed again.
-    fn fill_l1(&self, key: &str, value: &Bytes, fresh_for: Duration, generation: u64) {
+    fn fill_l1(&self, key: &str, value: &Held, fresh_for: Duration, generation: u64) {
         let fresh_for = fresh_for.min(self.l1_ttl);
         let entry = if self.grace.is_zero() {
             // L1's own TTL is the freshness deadline: share the bytes, no header.
-            value.clone()
+            value.bytes.clone()
         } else {
             let fresh_until = self
                 .clock
                 .now_millis()
                 .saturating_add(fresh_for.as_millis() as u64);
-            let mut entry = Vec::with_capacity(HEADER + value.len());
+            let mut entry = Vec::with_capacity(HEADER + value.bytes.len());
             entry.extend_from_slice(&fresh_until.to_le_bytes());
-            entry.extend_from_slice(value);
+            entry.extend_from_slice(&value.bytes);
             Bytes::from(entry)
         };
         let options = SetOptions::new().ttl(fresh_for + self.grace);
-        if let Err(e) = self.l1.set_now(key, entry, options) {
+        let filled = match &value.object {
+            Some(object) => {
+                self.l1
+                    .set_shared_now(PrefixedKey::new("", key), entry, object.clone(), options)
+            }
+            None => self.l1.set_now(key, entry, options),
+        };
+        if let Err(e) = filled {
             // Too large for L1, for example: serve from L2 only, and drop any older copy.
             tracing::debug!(key, error = %e.kind(), "L1 fill failed");
             let _ = self.l1.delete_now(key);
@@ -604,40 +641,39 @@ impl Core {
         .await
     }
 
-    /// The L2 write of a value (to send through [`l2_call`](Self::l2_call)),
-    /// [stamped](TieredCache#stored-format) unless the cache writes plain values; with
-    /// `only_if_absent`, only if L2 has no value for the key.
+    /// The L2 write of a value (to send through [`l2_call`](Self::l2_call)), if `condition`
+    /// holds in L2.
     fn l2_set<'a>(
         &'a self,
         key: &'a str,
         value: &Bytes,
         ttl: Option<Duration>,
-        only_if_absent: bool,
+        condition: SetCondition,
     ) -> impl Future<Output = Result<bool>> + 'a {
-        let options = SetOptions::new().maybe_ttl(ttl);
-        let options = if only_if_absent {
-            options.if_absent()
-        } else {
-            options
-        };
-        let stored = if self.stamp_l2_values {
-            let expires_at = ttl.map_or(NEVER, |ttl| {
-                self.clock
-                    .unix_millis()
-                    .saturating_add(ttl.as_millis() as u64)
-            });
-            stamp(expires_at, value)
-        } else {
-            value.clone()
-        };
-        self.l2.set(key, stored, options)
+        let mut options = SetOptions::new().maybe_ttl(ttl);
+        options.condition = condition;
+        self.l2.set(key, self.l2_value(value, ttl), options)
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+    /// A value as L2 stores it: [stamped](TieredCache#stored-format) with its expiry, unless the
+    /// cache writes plain values.
+    fn l2_value(&self, value: &Bytes, ttl: Option<Duration>) -> Bytes {
+        if !self.stamp_l2_values {
+            return value.clone();
+        }
+        let expires_at = ttl.map_or(NEVER, |ttl| {
+            self.clock
+                .unix_millis()
+                .saturating_add(ttl.as_millis() as u64)
+        });
+        stamp(expires_at, value)
+    }
+
+    async fn get(&self, key: &str, decode: Decoder<'_>) -> Result<Option<Held>> {
         let stale = match self.l1_lookup(key)? {
             L1Lookup::Fresh(value) => {
                 bump(&self.stats.l1_hits);
-                return Ok(Some(value));
+                return Ok(Some(Held::bytes(value)));
             }
             L1Lookup::Stale(value) => Some(value),
             L1Lookup::Miss => None,
@@ -647,7 +683,7 @@ impl Core {
             Joined::Leads(leader, generation) => (leader, generation),
         };
         let result = traced!(
-            self.read_through(key, stale, generation),
+            self.read_through(key, stale, generation, decode),
             tracing::debug_span!("tiered.get", key)
         );
         leader.finish(|| (generation, result.clone()));
@@ -684,11 +720,16 @@ impl Core {
         key: &str,
         stale: Option<Bytes>,
         generation: u64,
-    ) -> Result<Option<Bytes>> {
+        decode: Decoder<'_>,
+    ) -> Result<Option<Held>> {
         match self.l2_get(key).await {
-            Ok(Some((value, left))) => {
+            Ok(Some((bytes, left))) => {
                 bump(&self.stats.l2_hits);
                 tracing::debug!("L2 hit");
+                let value = Held {
+                    object: decode(&bytes),
+                    bytes,
+                };
                 if let Some(left) = left {
                     self.fill_l1(key, &value, left, generation);
                 }
@@ -703,7 +744,7 @@ impl Core {
                 Some(value) => {
                     bump(&self.stats.fail_safe_activations);
                     tracing::debug!(error = %e.kind(), "fail-safe: serving the L1 copy");
-                    Ok(Some(value))
+                    Ok(Some(Held::bytes(value)))
                 }
                 None => Err(e),
             },
@@ -715,16 +756,17 @@ impl Core {
         &self,
         key: &str,
         ttl: Option<Duration>,
+        decode: Decoder<'_>,
         loader: F,
-    ) -> Result<Bytes>
+    ) -> Result<Held>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Bytes>>,
+        Fut: Future<Output = Result<Held>>,
     {
         let stale = match self.l1_lookup(key)? {
             L1Lookup::Fresh(value) => {
                 bump(&self.stats.l1_hits);
-                return Ok(value);
+                return Ok(Held::bytes(value));
             }
             L1Lookup::Stale(value) => Some(value),
             L1Lookup::Miss => None,
@@ -734,7 +776,7 @@ impl Core {
             Joined::Leads(leader, generation) => (leader, generation),
         };
         let result = traced!(
-            self.load_through(key, ttl, stale, loader, generation),
+            self.load_through(key, ttl, stale, decode, loader, generation),
             tracing::debug_span!("tiered.get_or_load", key)
         );
         leader.finish(|| (generation, result.clone()));
@@ -747,22 +789,27 @@ impl Core {
         key: &str,
         ttl: Option<Duration>,
         stale: Option<Bytes>,
+        decode: Decoder<'_>,
         loader: F,
         generation: u64,
-    ) -> Result<Bytes>
+    ) -> Result<Held>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Bytes>>,
+        Fut: Future<Output = Result<Held>>,
     {
         // A flight that ended between our L1 miss and our turn to lead may have filled L1.
         if let L1Lookup::Fresh(value) = self.l1_lookup(key)? {
             bump(&self.stats.l1_hits);
-            return Ok(value);
+            return Ok(Held::bytes(value));
         }
         let l2_up = match self.l2_get(key).await {
-            Ok(Some((value, left))) => {
+            Ok(Some((bytes, left))) => {
                 bump(&self.stats.l2_hits);
                 tracing::debug!("L2 hit");
+                let value = Held {
+                    object: decode(&bytes),
+                    bytes,
+                };
                 if let Some(left) = left {
                     self.fill_l1(key, &value, left, generation);
                 }
@@ -773,7 +820,7 @@ impl Core {
                 bump(&self.stats.fail_safe_activations);
                 if let Some(value) = stale {
                     tracing::debug!(error = %e.kind(), "fail-safe: serving the L1 copy");
-                    return Ok(value);
+                    return Ok(Held::bytes(value));
                 }
                 tracing::debug!(error = %e.kind(), "fail-safe: L2 unavailable, running the loader");
                 false
@@ -787,7 +834,10 @@ impl Core {
         let ttl = ttl.or(self.default_ttl);
         if l2_up {
             match self
-                .l2_call("set", self.l2_set(key, &value, ttl, true))
+                .l2_call(
+                    "set",
+                    self.l2_set(key, &value.bytes, ttl, SetCondition::IfAbsent),
+                )
                 .await
             {
                 Ok(true) => {}
@@ -802,7 +852,21 @@ impl Core {
         Ok(value)
     }
 
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+    async fn set(&self, key: &str, value: Held, ttl: Option<Duration>) -> Result<()> {
+        self.set_if(key, value, ttl, SetCondition::Always)
+            .await
+            .map(drop)
+    }
+
+    /// Writes `value` to L2 if `condition` holds there, then to L1, and announces it; returns
+    /// whether it wrote.
+    async fn set_if(
+        &self,
+        key: &str,
+        value: Held,
+        ttl: Option<Duration>,
+        condition: SetCondition,
+    ) -> Result<bool> {
         let ttl = ttl.or(self.default_ttl);
         // Not sent: L2 is as it was, and so is L1 (a fail-safe read may still serve it).
         self.l2_admit("set")?;
@@ -810,11 +874,11 @@ impl Core {
         // may be newer than this value, and then the L1 copy undoes itself.
         let before = self.generation.load(Ordering::SeqCst);
         let written = traced!(
-            self.l2_send("set", self.l2_set(key, &value, ttl, false)),
+            self.l2_send("set", self.l2_set(key, &value.bytes, ttl, condition)),
             tracing::debug_span!("tiered.set", key)
         );
-        if !may_have_changed_l2(&written) {
-            return written.map(drop);
+        if !may_have_changed_l2(&written) || matches!(written, Ok(false)) {
+            return written;
         }
         self.generation.fetch_add(1, Ordering::SeqCst);
         if written.is_ok() {
@@ -824,20 +888,114 @@ impl Core {
             let _ = self.l1.delete_now(key);
         }
         let announced = self.publish(InvalidationOp::Set, key).await;
-        written.map(drop)?;
-        announced
+        let written = written?;
+        announced?;
+        Ok(written)
     }
 
-    async fn delete(&self, key: &str) -> Result<bool> {
+    /// Runs an L2 call that may change `key`, drops the L1 copy, and announces the change as
+    /// `op`; returns L2's answer.
+    async fn change<T>(
+        &self,
+        key: &str,
+        op: &str,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         let result = traced!(
-            self.l2_call("delete", self.l2.delete(key)),
-            tracing::debug_span!("tiered.delete", key)
+            self.l2_call(op, call),
+            tracing::debug_span!("tiered.change", key, op)
         );
         // Whatever L2 said, the local copy can no longer be trusted.
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.l1.delete_now(key)?;
         if may_have_changed_l2(&result) {
             let announced = self.publish(InvalidationOp::Delete, key).await;
+            let answer = result?;
+            announced?;
+            return Ok(answer);
+        }
+        result
+    }
+
+    /// Replaces `key`'s value with `new` only if its value (without the expiry stamp) is
+    /// `expected`: the stamp makes the stored bytes unknown to the caller, so they are read first,
+    /// and the swap is conditional on them.
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<Bytes>,
+        new: Option<Held>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        let ttl = ttl.or(self.default_ttl);
+        let current = self.l2_call("get", self.l2.get(key)).await?;
+        let payload = |raw: &Bytes| unstamp(raw).map_or_else(|| raw.clone(), |(_, value)| value);
+        if current.as_ref().map(payload) != expected {
+            return Ok(false);
+        }
+        let stored = new.as_ref().map(|value| self.l2_value(&value.bytes, ttl));
+        let before = self.generation.load(Ordering::SeqCst);
+        let swapped = self
+            .l2_call(
+                "compare_and_swap",
+                self.l2
+                    .compare_and_swap(key, current.as_deref(), stored, ttl),
+            )
+            .await;
+        if !may_have_changed_l2(&swapped) || matches!(swapped, Ok(false)) {
+            return swapped;
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        match (&swapped, &new) {
+            (Ok(true), Some(value)) => self.fill_l1(key, value, ttl.unwrap_or(MAX_TTL), before + 1),
+            _ => {
+                let _ = self.l1.delete_now(key);
+            }
+        }
+        let announced = self.publish(InvalidationOp::Set, key).await;
+        let swapped = swapped?;
+        announced?;
+        Ok(swapped)
+    }
+
+    /// Writes many values to L2 in one call, then to L1, and announces each.
+    async fn set_many(&self, entries: Vec<(String, Held)>, ttl: Option<Duration>) -> Result<()> {
+        let ttl = ttl.or(self.default_ttl);
+        let stored: Vec<(&str, Bytes)> = entries
+            .iter()
+            .map(|(key, value)| (key.as_str(), self.l2_value(&value.bytes, ttl)))
+            .collect();
+        let before = self.generation.load(Ordering::SeqCst);
+        let written = self
+            .l2_call("set_many", self.l2.set_many(&stored, ttl))
+            .await;
+        if !may_have_changed_l2(&written) {
+            return written;
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        for (key, value) in &entries {
+            match &written {
+                Ok(()) => self.fill_l1(key, value, ttl.unwrap_or(MAX_TTL), before + 1),
+                Err(_) => {
+                    let _ = self.l1.delete_now(key);
+                }
+            }
+        }
+        let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+        let announced = self.publish_each(InvalidationOp::Set, &keys).await;
+        written?;
+        announced
+    }
+
+    /// Deletes many keys from L2 in one call and from L1, and announces each.
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        let result = self.l2_call("delete_many", self.l2.delete_many(keys)).await;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        for key in keys {
+            self.l1.delete_now(key)?;
+        }
+        if may_have_changed_l2(&result) {
+            let announced = self.publish_each(InvalidationOp::Delete, keys).await;
             let deleted = result?;
             announced?;
             return Ok(deleted);
@@ -845,15 +1003,48 @@ impl Core {
         result
     }
 
-    async fn clear(&self) -> Result<u64> {
+    /// Announces each key in turn; the first failure is returned, after trying them all.
+    async fn publish_each(&self, op: InvalidationOp, keys: &[&str]) -> Result<()> {
+        let mut first_error = None;
+        for key in keys {
+            if let Err(e) = self.publish(op, key).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Deletes every key starting with `prefix` from both tiers, and announces it.
+    async fn clear(&self, prefix: &str) -> Result<u64> {
         let removed = traced!(
-            self.l2_call("clear", self.l2.clear(&self.prefix)),
-            tracing::debug_span!("tiered.clear", prefix = %self.prefix)
+            self.l2_call("clear", self.l2.clear(prefix)),
+            tracing::debug_span!("tiered.clear", prefix)
         );
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.l1.clear_now(&self.prefix)?;
+        self.l1.clear_now(prefix)?;
         if may_have_changed_l2(&removed) {
-            let announced = self.publish(InvalidationOp::Clear, &self.prefix).await;
+            let announced = self.publish(InvalidationOp::Clear, prefix).await;
+            let removed = removed?;
+            announced?;
+            return Ok(removed);
+        }
+        removed
+    }
+
+    /// Deletes every key of the namespace that matches `pattern` from both tiers, and announces it.
+    async fn clear_matching(&self, pattern: &str) -> Result<u64> {
+        let removed = traced!(
+            self.l2_call(
+                "clear_matching",
+                self.l2.clear_matching(&self.prefix, pattern)
+            ),
+            tracing::debug_span!("tiered.clear_matching", pattern)
+        );
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.l1.clear_matching(&self.prefix, pattern).await?;
+        if may_have_changed_l2(&removed) {
+            let full = format!("{}{pattern}", crate::glob_escape(&self.prefix));
+            let announced = self.publish(InvalidationOp::Match, &full).await;
             let removed = removed?;
             announced?;
             return Ok(removed);
@@ -891,6 +1082,9 @@ impl Core {
                 self.generation.fetch_add(1, Ordering::SeqCst);
                 let result = match message.op {
                     InvalidationOp::Clear => self.l1.clear_now(&message.key).map(drop),
+                    InvalidationOp::Match => {
+                        self.l1.clear_matching("", &message.key).await.map(drop)
+                    }
                     _ => self.l1.delete_now(&message.key).map(drop),
                 };
                 tracing::debug!(key = %message.key, op = ?message.op, ok = result.is_ok(), "invalidation applied");
@@ -923,6 +1117,7 @@ impl<C: Codec> TieredCache<C> {
     pub fn stats(&self) -> TieredStats {
         let s = &self.core.stats;
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let departures = self.core.l1.departures();
         TieredStats {
             l1_hits: load(&s.l1_hits),
             l2_hits: load(&s.l2_hits),
@@ -934,6 +1129,8 @@ impl<C: Codec> TieredCache<C> {
             bus_messages: load(&s.bus_messages),
             bus_resyncs: load(&s.bus_resyncs),
             bus_publish_errors: load(&s.bus_publish_errors),
+            l1_evictions: departures.map(|d| d.evictions),
+            l1_expirations: departures.map(|d| d.expirations),
         }
     }
 
@@ -958,12 +1155,17 @@ impl<C: Codec> TieredCache<C> {
         })
     }
 
+    /// Drops every L1 copy of this instance's namespace, and only those: L2 and the other
+    /// instances are untouched. The next reads go to L2.
+    pub fn clear_local(&self) -> Result<u64> {
+        self.core.generation.fetch_add(1, Ordering::SeqCst);
+        self.core.l1.clear_now(&self.core.prefix)
+    }
+
     /// Reads the raw bytes of a key: L1, then L2. A miss is `Ok(None)`.
     pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>> {
-        if self.core.prefix.is_empty() {
-            return self.core.get(key).await;
-        }
-        self.core.get(&self.full_key(key)?).await
+        let held = self.core.get(&self.full_key(key)?, &no_object).await?;
+        Ok(held.map(|held| held.bytes))
     }
 
     /// Writes raw bytes to L2 and L1 and announces the change; `ttl: None` uses the default TTL.
@@ -971,53 +1173,266 @@ impl<C: Codec> TieredCache<C> {
     /// connection), the L1 copy is dropped and the change is announced; otherwise L1 is left as it
     /// was.
     pub async fn set_bytes(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        self.core.set(&self.full_key(key)?, value, ttl).await
-    }
-
-    /// Reads and decodes a value: L1, then L2. A miss is `Ok(None)`.
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.core
-            .get(&self.full_key(key)?)
-            .await?
-            .map(|bytes| self.decode(key, &bytes))
-            .transpose()
+            .set(&self.full_key(key)?, Held::bytes(value), ttl)
+            .await
     }
 
-    /// Writes a value with the default TTL to L2 and L1, and announces the change.
-    pub async fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
-        self.set_with_ttl(key, value, None).await
+    /// Reads a value, shared: L1, then L2. A fresh L1 copy written or loaded as a `T` by this
+    /// codec is handed out as L1 keeps it, without decoding or allocating; an L2 hit is decoded
+    /// once, and L1 keeps the decoded value. A miss is `Ok(None)`.
+    ///
+    /// The value is immutable behind its [`Arc`]: nobody can change what the cache holds.
+    pub async fn get_shared<T>(&self, key: &str) -> Result<Option<Arc<T>>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        if let Some(hit) = self.l1_fresh::<T>(key)? {
+            bump(&self.core.stats.l1_hits);
+            return hit.map(Some);
+        }
+        let full = self.full_key(key)?;
+        let decode = |bytes: &[u8]| self.object_of::<T>(bytes);
+        let held = self.core.get(&full, &decode).await?;
+        held.map(|held| self.value_of(key, held)).transpose()
+    }
+
+    /// Reads a value: a clone of [`get_shared`](Self::get_shared)'s. A miss is `Ok(None)`.
+    pub async fn get<T>(&self, key: &str) -> Result<Option<T>>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        Ok(self.get_shared::<T>(key).await?.map(Arc::unwrap_or_clone))
+    }
+
+    /// Reads many values, each as [`get`](Self::get) does; one slot per key, in order.
+    pub async fn get_many<T>(&self, keys: &[&str]) -> Result<Vec<Option<T>>>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get::<T>(key).await?);
+        }
+        Ok(values)
+    }
+
+    /// Whether L2 holds `key`.
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        let full = self.full_key(key)?;
+        self.core
+            .l2_call("exists", self.core.l2.exists(&full))
+            .await
+    }
+
+    /// How long `key` has left in L2.
+    pub async fn ttl(&self, key: &str) -> Result<KeyTtl> {
+        let full = self.full_key(key)?;
+        self.core.l2_call("ttl", self.core.l2.ttl(&full)).await
+    }
+
+    /// Writes a value with the default TTL to L2 and L1, and announces the change. L1 keeps it
+    /// shared, for [`get_shared`](Self::get_shared) to hand out.
+    pub async fn set<T>(&self, key: &str, value: &T) -> Result<()>
+    where
+        T: Serialize + ToShared + ?Sized,
+    {
+        self.set_with_optional_ttl(key, value, None).await
+    }
+
+    /// Writes a value that expires after `ttl` to L2 and L1, and announces the change.
+    pub async fn set_with_ttl<T>(&self, key: &str, value: &T, ttl: Duration) -> Result<()>
+    where
+        T: Serialize + ToShared + ?Sized,
+    {
+        self.set_with_optional_ttl(key, value, Some(ttl)).await
     }
 
     /// Writes a value with a TTL (`None`: the default TTL) to L2 and L1, and announces the change.
     /// An L2 failure is returned, with L1 handled as by [`set_bytes`](Self::set_bytes).
-    pub async fn set_with_ttl<T: Serialize + ?Sized>(
+    pub async fn set_with_optional_ttl<T>(
         &self,
         key: &str,
         value: &T,
         ttl: Option<Duration>,
-    ) -> Result<()> {
-        let bytes = self.encode(key, value)?;
-        self.core.set(&self.full_key(key)?, bytes, ttl).await
+    ) -> Result<()>
+    where
+        T: Serialize + ToShared + ?Sized,
+    {
+        let held = self.held(key, value, || value.to_shared())?;
+        self.core.set(&self.full_key(key)?, held, ttl).await
+    }
+
+    /// Writes a shared value with the default TTL without cloning it: L1 keeps this very `Arc`.
+    pub async fn set_shared<T>(&self, key: &str, value: Arc<T>) -> Result<()>
+    where
+        T: Serialize + Send + Sync + 'static,
+    {
+        let held = self.held(key, &*value, || value.clone())?;
+        self.core.set(&self.full_key(key)?, held, None).await
+    }
+
+    /// Writes a value with the default TTL only if L2 holds none for `key`; returns whether it
+    /// wrote (and then announced it).
+    pub async fn set_if_absent<T>(&self, key: &str, value: &T) -> Result<bool>
+    where
+        T: Serialize + ToShared + ?Sized,
+    {
+        let held = self.held(key, value, || value.to_shared())?;
+        self.core
+            .set_if(&self.full_key(key)?, held, None, SetCondition::IfAbsent)
+            .await
+    }
+
+    /// Writes a value with the default TTL only if L2 holds one for `key`; returns whether it
+    /// wrote (and then announced it).
+    pub async fn set_if_present<T>(&self, key: &str, value: &T) -> Result<bool>
+    where
+        T: Serialize + ToShared + ?Sized,
+    {
+        let held = self.held(key, value, || value.to_shared())?;
+        self.core
+            .set_if(&self.full_key(key)?, held, None, SetCondition::IfPresent)
+            .await
+    }
+
+    /// Replaces the value of `key` in L2 with `new` (`None`: deletes it) only if it is `expected`
+    /// now (`None`: absent), updates L1 and announces it; returns whether it swapped. Values are
+    /// compared by their encoding, as [`Cache::compare_and_swap`](crate::Cache::compare_and_swap)
+    /// does. A new value gets the default TTL.
+    pub async fn compare_and_swap<T>(
+        &self,
+        key: &str,
+        expected: Option<&T>,
+        new: Option<&T>,
+    ) -> Result<bool>
+    where
+        T: Serialize + ToShared + ?Sized,
+    {
+        let expected = expected.map(|v| self.encode(key, v)).transpose()?;
+        let new = new
+            .map(|v| self.held(key, v, || v.to_shared()))
+            .transpose()?;
+        self.core
+            .compare_and_swap(&self.full_key(key)?, expected, new, None)
+            .await
+    }
+
+    /// Writes many values with the default TTL to L2 (in one call) and L1, and announces each.
+    pub async fn set_many<T>(&self, entries: &[(&str, T)]) -> Result<()>
+    where
+        T: Serialize + ToShared,
+    {
+        self.set_many_with_optional_ttl(entries, None).await
+    }
+
+    /// Writes many values that expire after `ttl`, as [`set_many`](Self::set_many) does.
+    pub async fn set_many_with_ttl<T>(&self, entries: &[(&str, T)], ttl: Duration) -> Result<()>
+    where
+        T: Serialize + ToShared,
+    {
+        self.set_many_with_optional_ttl(entries, Some(ttl)).await
+    }
+
+    async fn set_many_with_optional_ttl<T>(
+        &self,
+        entries: &[(&str, T)],
+        ttl: Option<Duration>,
+    ) -> Result<()>
+    where
+        T: Serialize + ToShared,
+    {
+        let held = entries
+            .iter()
+            .map(|(key, value)| {
+                Ok((
+                    self.full_key(key)?,
+                    self.held(key, value, || value.to_shared())?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.core.set_many(held, ttl).await
+    }
+
+    /// Sets `key` to expire after `ttl` in L2; returns whether it exists. The L1 copies (here and,
+    /// announced, elsewhere) are dropped, since they could outlive the new TTL.
+    pub async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+        let full = self.full_key(key)?;
+        self.core
+            .change(&full, "expire", self.core.l2.expire(&full, ttl))
+            .await
+    }
+
+    /// Removes the TTL of `key` in L2; returns whether it had one. L1 copies stay: they are
+    /// fresh for at most `l1_ttl` anyway.
+    pub async fn persist(&self, key: &str) -> Result<bool> {
+        let full = self.full_key(key)?;
+        self.core
+            .l2_call("persist", self.core.l2.persist(&full))
+            .await
+    }
+
+    /// Adds `delta` to a counter in L2 and returns the new value; the L1 copies are dropped and the
+    /// change announced. Counters are decimal text in L2, without the expiry stamp.
+    pub async fn incr_by(
+        &self,
+        key: &str,
+        delta: i64,
+        ttl_on_create: Option<Duration>,
+    ) -> Result<i64> {
+        let full = self.full_key(key)?;
+        self.core
+            .change(
+                &full,
+                "incr_by",
+                self.core.l2.incr_by(&full, delta, ttl_on_create),
+            )
+            .await
     }
 
     /// Deletes a key from L2 and L1, and announces it; returns whether it existed in L2. The L1 copy is
     /// dropped even if L2 fails.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        self.core.delete(&self.full_key(key)?).await
+        let full = self.full_key(key)?;
+        self.core
+            .change(&full, "delete", self.core.l2.delete(&full))
+            .await
+    }
+
+    /// Deletes many keys from L2 (in one call) and L1, and announces each; returns how many
+    /// existed in L2.
+    pub async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        let full = keys
+            .iter()
+            .map(|key| self.full_key(key))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        self.core.delete_many(&refs).await
+    }
+
+    /// Deletes every key of the namespace that starts with `prefix` from both tiers, and announces
+    /// it, so that every instance drops its copies; returns how many L2 deleted.
+    pub async fn invalidate_prefix(&self, prefix: &str) -> Result<u64> {
+        let full = format!("{}{prefix}", self.core.prefix);
+        self.core.clear(&full).await
+    }
+
+    /// Deletes every key of the namespace matching the glob `pattern` (Redis `MATCH` semantics,
+    /// on keys without the namespace) from both tiers, and announces it, so that every instance
+    /// drops its matching copies; returns how many L2 deleted. Not atomic.
+    pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
+        self.core.clear_matching(pattern).await
     }
 
     /// Deletes every key of the namespace (of the whole L2 store if there is no namespace) from both
     /// tiers and announces it; returns how many L2 deleted.
     pub async fn clear(&self) -> Result<u64> {
-        self.core.clear().await
+        self.core.clear(&self.core.prefix).await
     }
 
     /// Returns the value of `key` from L1 or L2, or runs `loader`, stores its value in both tiers (L2
-    /// with `ttl`, or the default TTL) and returns it.
-    ///
-    /// Concurrent calls for one key in this instance run one L2 read and at most one loader. If L2 is
-    /// unavailable the stale L1 copy is served, or else the loader runs and its value goes to L1 only.
-    /// A loader error is an [`ErrorKind::Loader`] error for every waiting caller, and nothing is cached.
+    /// with `ttl`, or the default TTL) and returns it: a clone of
+    /// [`get_shared_or_insert_with`](Self::get_shared_or_insert_with)'s.
     pub async fn get_or_insert_with<T, F, Fut, E>(
         &self,
         key: &str,
@@ -1025,19 +1440,111 @@ impl<C: Codec> TieredCache<C> {
         loader: F,
     ) -> Result<T>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<T, E>>,
         E: Into<Box<dyn StdError + Send + Sync>>,
     {
-        let bytes = self
+        self.get_shared_or_insert_with(key, ttl, loader)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// Returns the value of `key`, shared, from L1 or L2, or runs `loader`, stores its value in
+    /// both tiers (L2 with `ttl`, or the default TTL) and returns it.
+    ///
+    /// Concurrent calls for one key in this instance run one L2 read and at most one loader. If L2 is
+    /// unavailable the stale L1 copy is served, or else the loader runs and its value goes to L1 only.
+    /// A loader error is an [`ErrorKind::Loader`] error for every waiting caller, and nothing is cached.
+    pub async fn get_shared_or_insert_with<T, F, Fut, E>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        loader: F,
+    ) -> Result<Arc<T>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        if let Some(hit) = self.l1_fresh::<T>(key)? {
+            bump(&self.core.stats.l1_hits);
+            return hit;
+        }
+        let decode = |bytes: &[u8]| self.object_of::<T>(bytes);
+        let held = self
             .core
-            .get_or_load(&self.full_key(key)?, ttl, || async {
-                let value = loader().await.map_err(|e| Error::loader_failed(key, e))?;
-                self.encode(key, &value)
+            .get_or_load(&self.full_key(key)?, ttl, &decode, || async {
+                let value = Arc::new(loader().await.map_err(|e| Error::loader_failed(key, e))?);
+                self.held(key, &*value, || value.clone())
             })
             .await?;
-        self.decode(key, &bytes)
+        self.value_of(key, held)
+    }
+
+    /// A fresh L1 hit, answered without awaiting, building the key or decoding when L1 keeps a
+    /// `T`: `None` on a miss or a stale copy (the full path decides what to serve).
+    fn l1_fresh<T>(&self, key: &str) -> Result<Option<Result<Arc<T>>>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        if key.is_empty() {
+            return Err(crate::codec::empty_key());
+        }
+        let core = &self.core;
+        let mut found = None;
+        core.l1
+            .read_now(PrefixedKey::new(&core.prefix, key), &mut |entry, object| {
+                let value = if core.grace.is_zero() {
+                    entry
+                } else {
+                    let Some((header, value)) = entry.split_first_chunk::<HEADER>() else {
+                        return;
+                    };
+                    if core.clock.now_millis() >= u64::from_le_bytes(*header) {
+                        return;
+                    }
+                    value
+                };
+                found = Some(match object.and_then(|o| o.downcast::<T>(C::NAME)) {
+                    Some(shared) => Ok(shared),
+                    None => self.decode::<T>(key, value).map(Arc::new),
+                });
+            })?;
+        Ok(found)
+    }
+
+    /// The decoded value of an L2 hit, for L1 to keep; `None` if the bytes are not a `T`.
+    fn object_of<T>(&self, bytes: &[u8]) -> Option<SharedObject>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let value = self.codec.decode::<T>(bytes).ok()?;
+        Some(SharedObject::new(Arc::new(value), C::NAME))
+    }
+
+    /// The value of a held value: its object if that is a `T`, else its bytes decoded.
+    fn value_of<T>(&self, key: &str, held: Held) -> Result<Arc<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        match held.object.and_then(|o| o.downcast::<T>(C::NAME)) {
+            Some(value) => Ok(value),
+            None => self.decode(key, &held.bytes).map(Arc::new),
+        }
+    }
+
+    /// `value` encoded, with the shared object `object` makes for L1.
+    fn held<T, O>(&self, key: &str, value: &T, object: impl FnOnce() -> Arc<O>) -> Result<Held>
+    where
+        T: Serialize + ?Sized,
+        O: std::any::Any + Send + Sync,
+    {
+        Ok(Held {
+            bytes: self.encode(key, value)?,
+            object: Some(SharedObject::new(object(), C::NAME)),
+        })
     }
 
     fn full_key(&self, key: &str) -> Result<String> {
