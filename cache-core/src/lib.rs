@@ -21,6 +21,8 @@ pub use bytes::Bytes;
 pub use cache::{Cache, CacheBuilder, IntoStore};
 pub use capabilities::Capabilities;
 pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "compression")]
+pub use codec::Compressed;
 #[cfg(feature = "msgpack")]
 pub use codec::MsgPack;
 pub use codec::{Codec, CodecError, Json};

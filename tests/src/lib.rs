@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cache_core::{CacheStore, Capabilities};
+use cache_core::{CacheStore, Capabilities, Codec, CodecError, Json, MsgPack};
 
 pub mod cases;
 
@@ -19,11 +19,42 @@ pub trait Fixture: Send + Sync + 'static {
     async fn advance(&self, by: Duration);
 }
 
-/// What a case gets: the store, a random namespace, and control over time.
+/// What a case gets: the store, a random namespace, control over time, and the codec of the typed
+/// facade's cases.
 pub struct Ctx {
     store: Arc<dyn CacheStore>,
     fixture: Arc<dyn Fixture>,
     ns: String,
+    codec: CaseCodec,
+}
+
+/// The codec the facade's cases run with: JSON, or MessagePack (the `facade_msgpack` group runs
+/// every facade case again with it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaseCodec {
+    /// [`Json`].
+    #[default]
+    Json,
+    /// [`MsgPack`].
+    MsgPack,
+}
+
+impl Codec for CaseCodec {
+    const NAME: &'static str = "case";
+
+    fn encode<T: serde::Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+        match self {
+            CaseCodec::Json => Json.encode(value),
+            CaseCodec::MsgPack => MsgPack.encode(value),
+        }
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        match self {
+            CaseCodec::Json => Json.decode(bytes),
+            CaseCodec::MsgPack => MsgPack.decode(bytes),
+        }
+    }
 }
 
 impl Ctx {
@@ -35,7 +66,23 @@ impl Ctx {
             store: fixture.store(),
             fixture,
             ns,
+            codec: CaseCodec::Json,
         }
+    }
+
+    /// The same context, whose facade cases use MessagePack.
+    pub fn with_msgpack(&self) -> Self {
+        Ctx {
+            store: self.store.clone(),
+            fixture: self.fixture.clone(),
+            ns: self.ns.clone(),
+            codec: CaseCodec::MsgPack,
+        }
+    }
+
+    /// The codec of the facade's cases.
+    pub fn codec(&self) -> CaseCodec {
+        self.codec
     }
 
     /// The store under test.

@@ -11,10 +11,10 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
         anyhow::anyhow!("{e}\nformatting differs: run `cargo fmt --all` and commit the result")
     })?;
 
-    step("cargo clippy --all-targets -D warnings");
+    step("cargo clippy --all-targets --all-features -D warnings");
     cmd!(
         sh,
-        "cargo clippy --workspace --all-targets --locked -- -D warnings"
+        "cargo clippy --workspace --all-targets --all-features --locked -- -D warnings"
     )
     .run()?;
 
@@ -23,7 +23,7 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
     step("cargo test (unit, doc, example and memory conformance tests)");
     cmd!(
         sh,
-        "cargo test --workspace --locked --exclude cache-conformance"
+        "cargo test --workspace --all-features --locked --exclude cache-conformance"
     )
     .run()?;
     conformance::run(sh, "memory")?;
@@ -53,10 +53,15 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
     )
     .run()?;
 
-    step("wasm32 build of backend-memory");
+    step("wasm32 build of backend-memory, and of cache-core with every feature");
     cmd!(
         sh,
         "cargo build --locked -p backend-memory --target wasm32-unknown-unknown"
+    )
+    .run()?;
+    cmd!(
+        sh,
+        "cargo build --locked -p cache-core --all-features --target wasm32-unknown-unknown"
     )
     .run()?;
 

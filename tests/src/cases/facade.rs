@@ -5,20 +5,24 @@ use std::error::Error as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cache_core::{Cache, CacheStats, ErrorKind, KeyTtl};
+use cache_core::{Cache, CacheStats, Codec, ErrorKind, KeyTtl};
 use futures::FutureExt;
 use futures::channel::oneshot;
 
-use super::{PAST_SHORT_TTL, SHORT_TTL, assert_value, keys_in_ns, put, read, yield_now};
-use crate::{Ctx, run_concurrently};
+use super::{LONG_TTL, PAST_SHORT_TTL, SHORT_TTL, assert_value, keys_in_ns, put, read, yield_now};
+use crate::{CaseCodec, Ctx, run_concurrently};
+
+/// The typed facade with the case's codec.
+type TestCache = Cache<CaseCodec>;
 
 /// How many concurrent callers the single-flight cases use.
 const CALLERS: usize = 20;
 /// Most yields to wait for the callers to line up before releasing the loader anyway.
 const WAIT_CAP: usize = 2_000_000;
 
-fn cache(ctx: &Ctx, namespace: &str) -> Cache {
+fn cache(ctx: &Ctx, namespace: &str) -> TestCache {
     Cache::builder(ctx.store().clone())
+        .codec(ctx.codec())
         .namespace(ctx.key(namespace))
         .build()
         .unwrap()
@@ -37,7 +41,7 @@ fn counts(stats: CacheStats) -> (u64, u64, u64, u64, u64, u64) {
 }
 
 /// Yields until every caller has missed (so all of them are joining the flight), then opens the gate.
-async fn release_when_all_missed(cache: &Cache, gate: oneshot::Sender<()>) {
+async fn release_when_all_missed(cache: &TestCache, gate: oneshot::Sender<()>) {
     for _ in 0..WAIT_CAP {
         if cache.stats().misses >= CALLERS as u64 {
             break;
@@ -124,7 +128,7 @@ pub async fn typed_values_round_trip(ctx: &Ctx) {
     cache.set("map", &map).await.unwrap();
     assert_eq!(
         cache.get::<BTreeMap<String, f64>>("map").await.unwrap(),
-        Some(map)
+        Some(map.clone())
     );
 
     cache
@@ -137,16 +141,27 @@ pub async fn typed_values_round_trip(ctx: &Ctx) {
         "typed get_many must keep order and let the later duplicate win"
     );
     assert_eq!(cache.incr_by("hits", 5, None).await.unwrap(), 5);
+    if ctx.codec() == CaseCodec::Json {
+        assert_eq!(
+            cache.get::<i64>("hits").await.unwrap(),
+            Some(5),
+            "a decimal counter must decode as a JSON number"
+        );
+    }
+    // What the store holds is the codec's encoding, whatever the cache hands out.
+    let stored = read(ctx, &format!("{}map", cache.prefix())).await.unwrap();
     assert_eq!(
-        cache.get::<i64>("hits").await.unwrap(),
-        Some(5),
-        "a decimal counter must decode as a JSON number"
+        ctx.codec()
+            .decode::<BTreeMap<String, f64>>(&stored)
+            .unwrap(),
+        map
     );
 }
 
 /// Cache: writes without an explicit TTL get the builder's default TTL; `set_with_optional_ttl(None)` never expires.
 pub async fn default_ttl_applies(ctx: &Ctx) {
     let cache = Cache::builder(ctx.store().clone())
+        .codec(ctx.codec())
         .namespace(ctx.key("ttl"))
         .default_ttl(SHORT_TTL)
         .build()
@@ -264,7 +279,7 @@ pub async fn get_or_insert_with_returns_cached_value(ctx: &Ctx) {
     let full = format!("{}absent", cache.prefix());
     assert_value(
         read(ctx, &full).await,
-        Some(b"7"),
+        Some(&ctx.codec().encode(&7u32).unwrap()[..]),
         "the loaded value was not stored",
     );
     assert!(
@@ -465,9 +480,17 @@ pub async fn stats_count_as_documented(ctx: &Ctx) {
 
 /// Cache: JSON has no NaN or infinity, so a value holding one is refused with a codec error and
 /// nothing is written, rather than stored as `null` that no longer reads back as a number.
+/// MessagePack has them: they round-trip.
 pub async fn non_finite_floats_are_refused_and_nothing_is_written(ctx: &Ctx) {
     let cache = cache(ctx, "floats");
     cache.set("price", &1.5f64).await.unwrap();
+    if ctx.codec() == CaseCodec::MsgPack {
+        cache.set("nan", &f64::NAN).await.unwrap();
+        assert!(cache.get::<f64>("nan").await.unwrap().unwrap().is_nan());
+        let stored = read(ctx, &format!("{}nan", cache.prefix())).await.unwrap();
+        assert!(ctx.codec().decode::<f64>(&stored).unwrap().is_nan());
+        return;
+    }
     for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
         let err = cache.set("price", &bad).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Codec, "{bad}: {err}");
@@ -482,4 +505,246 @@ pub async fn non_finite_floats_are_refused_and_nothing_is_written(ctx: &Ctx) {
     // A real null is still fine.
     cache.set("maybe", &None::<f64>).await.unwrap();
     assert_eq!(cache.get::<Option<f64>>("maybe").await.unwrap(), Some(None));
+}
+
+/// Cache: a value is handed out as it was written, shared (the same object, on a store in this
+/// process), and nobody can change it behind the cache's back: the `Arc` is immutable, and a
+/// changed clone from `get` is only the caller's until written.
+pub async fn shared_values_cannot_be_changed_behind_the_cache(ctx: &Ctx) {
+    let cache = cache(ctx, "shared");
+    let tags = vec!["new".to_string(), "sale".to_string()];
+    cache.set("tags", &tags).await.unwrap();
+    let first = cache
+        .get_shared::<Vec<String>>("tags")
+        .await
+        .unwrap()
+        .unwrap();
+    let second = cache
+        .get_shared::<Vec<String>>("tags")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((*first).clone(), tags);
+    if ctx.store().as_local().is_some() {
+        assert!(
+            std::sync::Arc::ptr_eq(&first, &second),
+            "a store in this process hands out the object it keeps"
+        );
+    }
+    let mut mine = cache.get::<Vec<String>>("tags").await.unwrap().unwrap();
+    mine.push("changed".into());
+    assert_eq!(cache.get::<Vec<String>>("tags").await.unwrap(), Some(tags));
+
+    let shared = std::sync::Arc::new(vec![1u32, 2, 3]);
+    cache.set_shared("ids", shared.clone()).await.unwrap();
+    let read = cache.get_shared::<Vec<u32>>("ids").await.unwrap().unwrap();
+    assert_eq!(*read, *shared);
+    if ctx.store().as_local().is_some() {
+        assert!(
+            std::sync::Arc::ptr_eq(&read, &shared),
+            "set_shared keeps that Arc"
+        );
+    }
+}
+
+/// Cache: a key read as another type than it was written as is decoded from its bytes, or fails
+/// with the same Codec error as without a kept object.
+pub async fn reading_as_another_type_decodes_the_bytes(ctx: &Ctx) {
+    let cache = cache(ctx, "retype");
+    cache.set("n", &7u32).await.unwrap();
+    assert_eq!(cache.get::<u64>("n").await.unwrap(), Some(7));
+    assert_eq!(cache.get::<i16>("n").await.unwrap(), Some(7));
+    let err = cache.get::<String>("n").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Codec, "{err}");
+    // A str written is read back as a String without decoding it, and as bytes by other readers.
+    cache.set("name", "Ada").await.unwrap();
+    assert_eq!(
+        cache.get::<String>("name").await.unwrap().as_deref(),
+        Some("Ada")
+    );
+    let stored = read(ctx, &format!("{}name", cache.prefix())).await.unwrap();
+    assert_eq!(ctx.codec().decode::<String>(&stored).unwrap(), "Ada");
+}
+
+/// Cache: exists, ttl, expire and persist, on keys of the namespace.
+pub async fn exists_ttl_expire_and_persist(ctx: &Ctx) {
+    let cache = cache(ctx, "lifetimes");
+    assert!(!cache.exists("k").await.unwrap());
+    assert_eq!(cache.ttl("k").await.unwrap(), KeyTtl::Missing);
+    assert!(!cache.expire("k", LONG_TTL).await.unwrap());
+    cache.set("k", &1u8).await.unwrap();
+    assert!(cache.exists("k").await.unwrap());
+    assert_eq!(cache.ttl("k").await.unwrap(), KeyTtl::Persistent);
+    assert!(!cache.persist("k").await.unwrap(), "no TTL to remove");
+    assert!(cache.expire("k", LONG_TTL).await.unwrap());
+    assert!(matches!(cache.ttl("k").await.unwrap(), KeyTtl::ExpiresIn(left) if left <= LONG_TTL));
+    assert!(cache.persist("k").await.unwrap());
+    assert_eq!(cache.ttl("k").await.unwrap(), KeyTtl::Persistent);
+    cache.set_with_ttl("short", &2u8, SHORT_TTL).await.unwrap();
+    ctx.advance(PAST_SHORT_TTL).await;
+    assert!(!cache.exists("short").await.unwrap());
+    assert_eq!(cache.get::<u8>("short").await.unwrap(), None);
+}
+
+/// Cache: set_if_absent and set_if_present write only when their condition holds, and say so.
+pub async fn conditional_sets_report_whether_they_wrote(ctx: &Ctx) {
+    let cache = cache(ctx, "conditional");
+    assert!(!cache.set_if_present("k", &1u32).await.unwrap());
+    assert_eq!(cache.get::<u32>("k").await.unwrap(), None);
+    assert!(cache.set_if_absent("k", &2u32).await.unwrap());
+    assert!(!cache.set_if_absent("k", &3u32).await.unwrap());
+    assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(2));
+    assert!(cache.set_if_present("k", &4u32).await.unwrap());
+    assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(4));
+}
+
+/// Cache: a typed compare-and-swap swaps only when the stored value is the expected one.
+pub async fn typed_compare_and_swap_swaps_only_on_the_expected_value(ctx: &Ctx) {
+    let cache = cache(ctx, "cas");
+    let (v1, v2) = (("a".to_string(), 1u32), ("b".to_string(), 2u32));
+    assert!(
+        !cache
+            .compare_and_swap("k", Some(&v1), Some(&v2))
+            .await
+            .unwrap()
+    );
+    assert!(cache.compare_and_swap("k", None, Some(&v1)).await.unwrap());
+    assert!(!cache.compare_and_swap("k", None, Some(&v2)).await.unwrap());
+    assert!(
+        !cache
+            .compare_and_swap("k", Some(&v2), Some(&v1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        cache
+            .compare_and_swap("k", Some(&v1), Some(&v2))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        cache.get::<(String, u32)>("k").await.unwrap(),
+        Some(v2.clone())
+    );
+    assert!(cache.compare_and_swap("k", Some(&v2), None).await.unwrap());
+    assert!(!cache.exists("k").await.unwrap());
+}
+
+/// Cache: batch writes take a TTL, batch reads keep order, and delete_many counts existing keys.
+pub async fn batches_with_a_ttl_and_delete_many(ctx: &Ctx) {
+    let cache = cache(ctx, "batches");
+    cache
+        .set_many_with_ttl(&[("a", 1u32), ("b", 2)], SHORT_TTL)
+        .await
+        .unwrap();
+    cache.set_many(&[("c", 3u32)]).await.unwrap();
+    assert_eq!(
+        cache.get_many::<u32>(&["c", "a", "x", "b"]).await.unwrap(),
+        vec![Some(3), Some(1), None, Some(2)]
+    );
+    assert!(matches!(
+        cache.ttl("a").await.unwrap(),
+        KeyTtl::ExpiresIn(_)
+    ));
+    assert_eq!(cache.ttl("c").await.unwrap(), KeyTtl::Persistent);
+    assert_eq!(cache.delete_many(&["a", "x", "c"]).await.unwrap(), 2);
+    assert_eq!(
+        cache.get_many::<u32>(&["a", "b", "c"]).await.unwrap(),
+        vec![None, Some(2), None]
+    );
+    ctx.advance(PAST_SHORT_TTL).await;
+    assert_eq!(cache.get::<u32>("b").await.unwrap(), None);
+    let err = cache.set_many(&[("ok", 1u32), ("", 2)]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidKey);
+    assert_eq!(
+        cache.get::<u32>("ok").await.unwrap(),
+        None,
+        "a bad batch wrote"
+    );
+}
+
+/// Cache: invalidate_prefix deletes the keys of a sub-prefix of the namespace, and no others.
+pub async fn invalidate_prefix_deletes_only_that_sub_prefix(ctx: &Ctx) {
+    let other = cache(ctx, "inv2"); // its keys start with the namespace's letters
+    let cache = cache(ctx, "inv");
+    for key in ["list:1", "list:2", "lists", "item:1"] {
+        cache.set(key, &1u8).await.unwrap();
+    }
+    other.set("list:1", &1u8).await.unwrap();
+    assert_eq!(cache.invalidate_prefix("list:").await.unwrap(), 2);
+    let left: Vec<bool> = futures::future::join_all(
+        ["list:1", "list:2", "lists", "item:1"].map(|key| cache.exists(key)),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
+    assert_eq!(left, [false, false, true, true]);
+    assert!(other.exists("list:1").await.unwrap());
+}
+
+/// Cache: invalidate_pattern matches keys (without the namespace) as Redis `MATCH` does, on every
+/// store: `*`, `?`, classes, ranges, negation and escapes; never outside the namespace.
+pub async fn invalidate_pattern_follows_redis_glob_semantics(ctx: &Ctx) {
+    let keys = [
+        "list:1",
+        "list:22",
+        "list:",
+        "lists",
+        "user:1:name",
+        "user:2:name",
+        "user:2:mail",
+        "a*b",
+        "axb",
+        "é1",
+        "[x]",
+    ];
+    let cases: &[(&str, &[&str])] = &[
+        ("list:*", &["list:1", "list:22", "list:"]),
+        ("list:?", &["list:1"]),
+        ("list:[0-9]*", &["list:1", "list:22"]),
+        ("user:[^1]:*", &["user:2:name", "user:2:mail"]),
+        ("user:*:name", &["user:1:name", "user:2:name"]),
+        (r"a\*b", &["a*b"]),
+        ("a?b", &["a*b", "axb"]),
+        ("??1", &["é1"]), // `?` is one byte, `é` two
+        (r"\[x\]", &["[x]"]),
+        ("nothing*", &[]),
+    ];
+    let outside = cache(ctx, "pattern-outside");
+    outside.set("list:1", &0u8).await.unwrap();
+    let pattern_cache = cache(ctx, "pattern");
+    for (pattern, expected) in cases {
+        let cache = &pattern_cache;
+        for key in keys {
+            cache.set(key, &1u8).await.unwrap();
+        }
+        let deleted = cache.invalidate_pattern(pattern).await.unwrap();
+        let mut gone = Vec::new();
+        for key in keys {
+            if !cache.exists(key).await.unwrap() {
+                gone.push(key);
+            }
+        }
+        let mut expected = expected.to_vec();
+        expected.sort_unstable();
+        gone.sort_unstable();
+        assert_eq!(gone, expected, "pattern {pattern:?}");
+        assert_eq!(deleted, expected.len() as u64, "pattern {pattern:?}");
+        cache.clear().await.unwrap();
+    }
+    assert!(
+        outside.exists("list:1").await.unwrap(),
+        "a key outside the namespace"
+    );
+}
+
+/// Cache stats: a store that counts evictions and expirations reports them through the cache.
+pub async fn stats_carry_the_stores_evictions_and_expirations(ctx: &Ctx) {
+    let cache = cache(ctx, "departures");
+    let stats = cache.stats();
+    match ctx.store().departures() {
+        Some(_) => assert!(stats.evictions.is_some() && stats.expirations.is_some()),
+        None => assert!(stats.evictions.is_none() && stats.expirations.is_none()),
+    }
 }
