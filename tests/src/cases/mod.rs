@@ -34,6 +34,7 @@ pub mod facade_msgpack;
 pub mod keys;
 pub mod limits;
 pub mod scan;
+pub mod tiered;
 pub mod ttl;
 
 /// Lists every case as `group { case, ... }` and hands the list to a callback macro.
@@ -214,6 +215,10 @@ macro_rules! __for_each_case {
                 get_or_insert_with_runs_loader_once_for_concurrent_callers,
                 failing_loader_reaches_every_waiter_and_caches_nothing,
                 stats_count_as_documented,
+            }
+            tiered {
+                tiered_typed_methods,
+                tiered_invalidations_reach_the_other_instance,
             }
         }
     };
