@@ -13,9 +13,11 @@
 //! Redis: `REDIS_URL` if set (`cargo xtask` starts one), else a `redis-server` on a free port of
 //! 127.0.0.1 if the binary is installed, else the L2 rows are skipped.
 
+#[path = "support/redis.rs"]
+mod redis;
+
 use std::future::Future;
 use std::pin::pin;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
@@ -143,45 +145,6 @@ fn l1_rows() -> Vec<Row> {
             pair_ratios: None,
         },
     ]
-}
-
-/// A redis-server on a free loopback port, killed on drop.
-struct LocalRedis(Child);
-
-impl Drop for LocalRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis_url() -> Option<(String, Option<LocalRedis>)> {
-    if let Ok(url) = std::env::var("REDIS_URL") {
-        if !url.is_empty() {
-            return Some((url, None));
-        }
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let server = LocalRedis(child);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some((format!("redis://127.0.0.1:{port}"), Some(server)))
 }
 
 type Get = Arc<dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
@@ -360,23 +323,16 @@ fn write_results(rows: &[Row]) {
     }
 }
 
-/// Worker threads for the L2 rows: every core but one, which the Redis server (usually on this machine)
-/// needs. With as many workers as cores, the client and the server take cores from each other, and on a
-/// 2-core machine pairs of 50-task rounds then ranged from 0.7× to 1.9×.
-fn client_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing to run.
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
     let mut rows = l1_rows();
-    match redis_url() {
+    match redis::redis_url() {
         Some((url, _server)) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(client_threads())
+                .worker_threads(redis::client_threads())
                 .enable_all()
                 .build()
                 .unwrap();
@@ -419,7 +375,7 @@ fn main() {
         "L1 rows: best of {L1_ROUNDS} rounds. L2 rows: each side's median of {L2_PAIRS} rounds, the \
          client on {} worker thread(s); the ratio is the median of the {L2_PAIRS} back-to-back pairs' \
          ratios:",
-        client_threads()
+        redis::client_threads()
     );
     for row in &rows {
         if let Some(ratios) = &row.pair_ratios {

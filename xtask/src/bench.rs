@@ -27,6 +27,11 @@ fn bench(sh: &Shell, target: &str) -> Result<()> {
             Ok(())
         }
         "wasm" => wasm::bench(sh),
-        other => bail!("unknown benchmark {other:?}; choose memory, redis, wasm or tiered"),
+        // Starts its own redis-server on 127.0.0.1 for its L2 rows unless REDIS_URL is set.
+        "typed" => {
+            cmd!(sh, "cargo bench --locked -p examples --bench typed").run()?;
+            Ok(())
+        }
+        other => bail!("unknown benchmark {other:?}; choose memory, typed, redis, wasm or tiered"),
     }
 }

@@ -120,7 +120,7 @@ pub async fn scan_treats_glob_characters_literally(ctx: &Ctx) {
 pub async fn scan_accepts_any_count_hint(ctx: &Ctx) {
     let prefix = ctx.key("hint:");
     let expected = fill(ctx, &prefix, 30).await;
-    for count in [usize::MAX, u32::MAX as usize + 1, 0] {
+    for count in [usize::MAX, (u32::MAX as usize).saturating_add(1), 0] {
         let seen = scan_all(ctx, &prefix, count).await;
         assert_eq!(seen, expected, "count {count}: {}", diff(&expected, &seen));
     }
