@@ -247,6 +247,12 @@ impl Shard {
 
     /// The entry under `key`, live or not.
     pub(crate) fn find(&self, hash: u64, key: &str) -> Option<&Entry> {
+        self.find_bytes(hash, key.as_bytes())
+    }
+
+    /// [`find`](Self::find) of a key's bytes.
+    #[inline]
+    pub(crate) fn find_bytes(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
         self.table.find(hash, |e| key_eq(e.key(), key))
     }
 
@@ -283,7 +289,8 @@ impl Shard {
             self.remove(hash, key, Removal::Expired);
             return None;
         }
-        self.table.find_mut(hash, |e| key_eq(e.key(), key))
+        self.table
+            .find_mut(hash, |e| key_eq(e.key(), key.as_bytes()))
     }
 
     /// The time the engine needs for a change: the clock's, unless no entry has an expiry (then
@@ -311,7 +318,10 @@ impl Shard {
         let at = engine_time(expires_at);
         let t = self.engine_now(now, expires_at);
         let Shard { table, engine } = self;
-        if let Some(slot) = table.find(hash, |e| key_eq(e.key(), key)).map(|e| e.slot) {
+        if let Some(slot) = table
+            .find(hash, |e| key_eq(e.key(), key.as_bytes()))
+            .map(|e| e.slot)
+        {
             if t < engine.expires_at(slot) {
                 // Allocation failures abort natively, so the engine only refuses what the caller
                 // has already checked.
@@ -423,7 +433,7 @@ impl Shard {
     pub(crate) fn remove(&mut self, hash: u64, key: &str, why: Removal) -> Option<Entry> {
         let entry = self
             .table
-            .find_entry(hash, |e| key_eq(e.key(), key))
+            .find_entry(hash, |e| key_eq(e.key(), key.as_bytes()))
             .ok()?
             .remove()
             .0;
@@ -566,10 +576,10 @@ fn entry_size(size: usize) -> u32 {
 /// Key equality. On wasm32 `memcmp` is a byte-at-a-time loop behind a call, so compare 8 bytes at a
 /// time there; elsewhere the platform's `memcmp` is faster.
 #[inline]
-fn key_eq(stored: &[u8], key: &str) -> bool {
+fn key_eq(stored: &[u8], key: &[u8]) -> bool {
     #[cfg(target_arch = "wasm32")]
     {
-        let (a, b) = (stored, key.as_bytes());
+        let (a, b) = (stored, key);
         if a.len() != b.len() {
             return false;
         }
@@ -588,6 +598,6 @@ fn key_eq(stored: &[u8], key: &str) -> bool {
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        stored == key.as_bytes()
+        stored == key
     }
 }

@@ -237,11 +237,17 @@ impl MemoryStore {
 
     fn read_value<R>(&self, key: &str, f: impl FnOnce(&Entry) -> R) -> Result<Option<R>> {
         self.inner.limits.check_key(key)?;
-        let (hash, cell) = self.locate(key);
+        self.read_checked(key.as_bytes(), f)
+    }
+
+    /// [`read_value`](Self::read_value) of a key (valid UTF-8) whose length was checked.
+    #[inline]
+    fn read_checked<R>(&self, key: &[u8], f: impl FnOnce(&Entry) -> R) -> Result<Option<R>> {
+        let (hash, cell) = self.locate_bytes(key);
         let now = self.now();
         {
             let shard = cell.shard.read();
-            match shard.find(hash, key) {
+            match shard.find_bytes(hash, key) {
                 Some(entry) if shard.is_live(entry, &now) => {
                     shard.touch(entry);
                     self.count(&cell.hits);
@@ -257,7 +263,9 @@ impl MemoryStore {
         // Expired: reclaim it now rather than at the next write.
         self.count(&cell.misses);
         let mut shard = cell.shard.write();
-        shard.find_live_mut(hash, key, &now);
+        if let Ok(key) = std::str::from_utf8(key) {
+            shard.find_live_mut(hash, key, &now);
+        }
         Ok(None)
     }
 
@@ -635,6 +643,13 @@ impl MemoryStore {
     }
 
     fn locate(&self, key: &str) -> (u64, &ShardCell) {
+        self.locate_bytes(key.as_bytes())
+    }
+
+    /// Keys are hashed as bytes, so that a key joined from parts in a byte buffer needs no UTF-8
+    /// check to be found.
+    #[inline]
+    fn locate_bytes(&self, key: &[u8]) -> (u64, &ShardCell) {
         let hash = self.inner.hasher.hash_one(key);
         // Bits 32.. pick the shard: hashbrown uses the low bits for buckets and the top 7 as tags.
         let index = if self.inner.shard_bits == 0 {
@@ -828,6 +843,38 @@ impl CacheStore for MemoryStore {
     }
 }
 
+/// Joined keys up to this many bytes are looked up from a stack buffer.
+const JOINED_ON_STACK: usize = 128;
+
+impl MemoryStore {
+    /// [`LocalStore::read_now`] of a joined key (valid UTF-8: two strings end to end).
+    #[inline]
+    fn read_joined(
+        &self,
+        full: &[u8],
+        read: &mut dyn FnMut(&[u8], Option<&SharedObject>),
+    ) -> Result<bool> {
+        if full.is_empty() || full.len() > self.inner.limits.max_key_len {
+            return Err(self
+                .inner
+                .limits
+                .check_key(&String::from_utf8_lossy(full))
+                .unwrap_err());
+        }
+        let found = self.read_checked(full, |entry| match entry.value() {
+            Some(bytes) => {
+                read(bytes, entry.object());
+                true
+            }
+            None => false,
+        })?;
+        match found {
+            Some(false) => Err(string_wrong_type(&String::from_utf8_lossy(full))),
+            found => Ok(found.is_some()),
+        }
+    }
+}
+
 /// The same direct methods, for a [`TieredCache`](cache_core::TieredCache)'s L1.
 impl LocalStore for MemoryStore {
     fn get_now(&self, key: &str) -> Result<Option<Bytes>> {
@@ -851,17 +898,14 @@ impl LocalStore for MemoryStore {
         key: PrefixedKey<'_>,
         read: &mut dyn FnMut(&[u8], Option<&SharedObject>),
     ) -> Result<bool> {
-        key.with_joined(|full| {
-            self.read_value(full, |entry| match entry.value() {
-                Some(bytes) => {
-                    read(bytes, entry.object());
-                    Ok(())
-                }
-                None => Err(string_wrong_type(full)),
-            })?
-            .transpose()
-            .map(|found| found.is_some())
-        })
+        let len = key.prefix.len() + key.key.len();
+        if len > JOINED_ON_STACK {
+            return key.with_joined(|full| self.read_joined(full.as_bytes(), read));
+        }
+        let mut joined = [0u8; JOINED_ON_STACK];
+        joined[..key.prefix.len()].copy_from_slice(key.prefix.as_bytes());
+        joined[key.prefix.len()..len].copy_from_slice(key.key.as_bytes());
+        self.read_joined(&joined[..len], read)
     }
 
     fn set_shared_now(

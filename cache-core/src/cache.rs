@@ -208,7 +208,8 @@ impl<C: Codec> Cache<C> {
     {
         let found = match self.inner.store.as_local() {
             Some(local) => self.read_local::<T>(local, key),
-            None => self.read_remote(key).await,
+            // Boxed, so that the future of a local hit stays a few words long.
+            None => Box::pin(self.read_remote(key)).await,
         };
         self.tracked(found)
     }
@@ -563,7 +564,8 @@ impl<C: Codec> Cache<C> {
                 return Ok(value);
             }
         }
-        self.track(self.load(key, ttl, loader)).await
+        // Boxed, so that the future of a local hit stays a few words long.
+        Box::pin(self.track(self.load(key, ttl, loader))).await
     }
 
     async fn load<T, F, Fut, E>(
@@ -771,8 +773,8 @@ impl<C: Codec> Cache<C> {
     }
 
     fn count_lookups(&self, hits: u64, misses: u64) {
-        StatsCounters::add(&self.inner.stats.hits, hits);
-        StatsCounters::add(&self.inner.stats.misses, misses);
+        self.inner.stats.hits.add(hits);
+        self.inner.stats.misses.add(misses);
     }
 
     /// Counts an error.

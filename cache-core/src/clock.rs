@@ -27,17 +27,23 @@ pub trait Clock: Send + Sync + Debug {
     }
 }
 
-/// Real time: `web_time::Instant`, which is `std`'s on native and `performance.now()` on wasm32.
+/// Real, monotonic time: `quanta::Instant` on native (the CPU's time-stamp counter where it is
+/// stable, else the OS clock), `performance.now()` on wasm32 (through `web_time`).
 #[derive(Debug, Clone, Copy)]
 pub struct SystemClock {
-    origin: web_time::Instant,
+    origin: MonotonicInstant,
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+type MonotonicInstant = quanta::Instant;
+#[cfg(target_arch = "wasm32")]
+type MonotonicInstant = web_time::Instant;
 
 impl SystemClock {
     /// A clock whose origin is now.
     pub fn new() -> Self {
         SystemClock {
-            origin: web_time::Instant::now(),
+            origin: MonotonicInstant::now(),
         }
     }
 }
@@ -50,7 +56,9 @@ impl Default for SystemClock {
 
 impl Clock for SystemClock {
     fn now_millis(&self) -> u64 {
-        self.origin.elapsed().as_millis() as u64
+        MonotonicInstant::now()
+            .saturating_duration_since(self.origin)
+            .as_millis() as u64
     }
 }
 

@@ -77,7 +77,11 @@ impl fmt::Display for ErrorKind {
 /// secret), an optional source, and whether retrying can help. It is `Clone` so that one loader failure
 /// can be handed to every waiter of a single-flight load.
 #[derive(Clone)]
-pub struct Error {
+pub struct Error(Box<Details>);
+
+/// Boxed, so that a `Result<Arc<T>>` is two words and a cache hit moves nothing larger.
+#[derive(Clone)]
+struct Details {
     kind: ErrorKind,
     message: String,
     retryable: bool,
@@ -87,39 +91,39 @@ pub struct Error {
 impl Error {
     /// A new error of `kind`; retryable if the kind is retryable by default.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(Details {
             kind,
             message: message.into(),
             retryable: kind.is_retryable_by_default(),
             source: None,
-        }
+        }))
     }
 
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        self.source = Some(Arc::from(source.into()));
+        self.0.source = Some(Arc::from(source.into()));
         self
     }
 
     /// Overrides whether retrying can help.
     pub fn with_retryable(mut self, retryable: bool) -> Self {
-        self.retryable = retryable;
+        self.0.retryable = retryable;
         self
     }
 
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The message, without the kind prefix.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// Whether the same call may succeed if retried (timeouts, dropped connections).
     pub fn is_retryable(&self) -> bool {
-        self.retryable
+        self.0.retryable
     }
 
     pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
@@ -142,10 +146,10 @@ impl Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("retryable", &self.retryable);
-        if let Some(source) = &self.source {
+        d.field("kind", &self.0.kind)
+            .field("message", &self.0.message)
+            .field("retryable", &self.0.retryable);
+        if let Some(source) = &self.0.source {
             d.field("source", source);
         }
         d.finish()
@@ -154,8 +158,8 @@ impl fmt::Debug for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)?;
-        if let Some(source) = &self.source {
+        write!(f, "{}: {}", self.0.kind, self.0.message)?;
+        if let Some(source) = &self.0.source {
             write!(f, ": {source}")?;
         }
         Ok(())
@@ -164,7 +168,8 @@ impl fmt::Display for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
+        self.0
+            .source
             .as_ref()
             .map(|s| s.as_ref() as &(dyn StdError + 'static))
     }

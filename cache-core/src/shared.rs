@@ -5,8 +5,6 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-use smallvec::SmallVec;
-
 /// A namespace prefix and a key, looked up as `prefix + key` without building that `String`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrefixedKey<'a> {
@@ -26,20 +24,33 @@ impl<'a> PrefixedKey<'a> {
     }
 
     /// Runs `f` on `prefix + key`, joined in a stack buffer (on the heap only past 256 bytes).
+    #[inline]
     pub fn with_joined<R>(&self, f: impl FnOnce(&str) -> R) -> R {
         if self.prefix.is_empty() {
             return f(self.key);
         }
-        let mut joined = SmallVec::<[u8; STACK_KEY]>::new();
-        joined.extend_from_slice(self.prefix.as_bytes());
-        joined.extend_from_slice(self.key.as_bytes());
+        let len = self.prefix.len() + self.key.len();
+        if len > STACK_KEY {
+            return f(&self.joined_on_heap());
+        }
+        let mut buf = [0u8; STACK_KEY];
+        buf[..self.prefix.len()].copy_from_slice(self.prefix.as_bytes());
+        buf[self.prefix.len()..len].copy_from_slice(self.key.as_bytes());
         // Two valid UTF-8 strings joined are valid UTF-8.
-        f(std::str::from_utf8(&joined).expect("joined UTF-8"))
+        f(std::str::from_utf8(&buf[..len]).expect("joined UTF-8"))
+    }
+
+    #[cold]
+    fn joined_on_heap(self) -> String {
+        let mut joined = String::with_capacity(self.prefix.len() + self.key.len());
+        joined.push_str(self.prefix);
+        joined.push_str(self.key);
+        joined
     }
 
     /// `prefix + key` as a `String`.
     pub fn to_joined(&self) -> String {
-        self.with_joined(str::to_owned)
+        self.joined_on_heap()
     }
 }
 
@@ -64,7 +75,7 @@ impl SharedObject {
 
     /// The value, if it is a `T` and was paired with bytes of the codec named `codec`.
     pub fn downcast<T: Any + Send + Sync>(&self, codec: &'static str) -> Option<Arc<T>> {
-        if !self.is::<T>(codec) {
+        if !same_codec(self.codec, codec) {
             return None;
         }
         self.value.clone().downcast::<T>().ok()
@@ -72,8 +83,14 @@ impl SharedObject {
 
     /// Whether the value is a `T` paired with bytes of the codec named `codec`, without cloning it.
     pub fn is<T: Any>(&self, codec: &'static str) -> bool {
-        self.codec == codec && (*self.value).is::<T>()
+        same_codec(self.codec, codec) && (*self.value).is::<T>()
     }
+}
+
+/// Codec names compared by address first: the same codec's `NAME` is usually the same constant.
+#[inline]
+fn same_codec(a: &'static str, b: &'static str) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
 
 impl fmt::Debug for SharedObject {

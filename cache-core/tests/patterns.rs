@@ -117,6 +117,49 @@ async fn acquire_waits_until_the_timeout_then_gives_up() {
     assert_eq!(err.kind(), ErrorKind::Config);
 }
 
+/// A clock that reads whole milliseconds of a time kept in microseconds, as `SystemClock` does,
+/// moved only by the sleeper.
+#[derive(Debug, Clone, Default)]
+struct MicrosClock(Arc<AtomicU64>);
+
+impl Clock for MicrosClock {
+    fn now_millis(&self) -> u64 {
+        self.0.load(Ordering::SeqCst) / 1_000
+    }
+}
+
+#[tokio::test]
+async fn acquire_never_gives_up_before_its_timeout_although_the_clock_reads_whole_millis() {
+    // The cause of a 1-in-6 flake: a wait that starts at 0.999 ms reads "0", and used to end at
+    // the first reading of "50", 49.001 ms later.
+    for start_micros in [0, 1, 500, 999] {
+        let clock = MicrosClock::default();
+        clock.0.store(start_micros, Ordering::SeqCst);
+        let slept = clock.clone();
+        let locks = LockManager::builder(MemoryStore::new())
+            .clock(clock.clone())
+            .sleeper(move |pause: Duration| {
+                slept
+                    .0
+                    .fetch_add(pause.as_micros() as u64, Ordering::SeqCst);
+                async {}
+            })
+            .build()
+            .unwrap();
+        let _held = locks.try_acquire("busy").await.unwrap().unwrap();
+        for timeout in [Duration::from_micros(1), Duration::from_millis(50)] {
+            let started = clock.0.load(Ordering::SeqCst);
+            assert!(locks.acquire("busy", timeout).await.unwrap().is_none());
+            let waited = Duration::from_micros(clock.0.load(Ordering::SeqCst) - started);
+            assert!(waited >= timeout, "gave up after {waited:?} of {timeout:?}");
+            assert!(
+                waited <= timeout + Duration::from_millis(3),
+                "waited {waited:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn acquire_gets_the_lock_when_the_holder_releases() {
     let locks = LockManager::builder(MemoryStore::new())

@@ -72,7 +72,8 @@ fn ready<F: Future>(future: F) -> F::Output {
         .poll(&mut Context::from_waker(Waker::noop()))
     {
         Poll::Ready(output) => output,
-        Poll::Pending => panic!("a memory future was not ready"),
+        // A miss can wait on another thread's load of the same key.
+        Poll::Pending => futures::executor::block_on(future),
     }
 }
 

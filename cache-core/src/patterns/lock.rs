@@ -282,10 +282,16 @@ impl LockManager {
                 ));
             }
         };
+        // The clock reads whole milliseconds, so "now" may really be up to 1 ms later than it
+        // says: one more millisecond, and a sub-millisecond timeout rounded up, keep the wait from
+        // ending before `timeout` has passed.
+        let timeout_millis =
+            u64::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
         let deadline = inner
             .clock
             .now_millis()
-            .saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+            .saturating_add(timeout_millis)
+            .saturating_add(1);
         let mut bound = inner.backoff_min;
         loop {
             if let Some(guard) = self.try_acquire(name).await? {

@@ -19,6 +19,7 @@ use tracing::Instrument;
 use super::circuit::CircuitBreaker;
 use super::{BusEvent, Invalidation, InvalidationBus, InvalidationOp, Sleeper, random_token};
 use crate::single_flight::{Leader, Role, SingleFlight};
+use crate::stats::StripedCounter;
 use crate::{
     CacheStore, Clock, Codec, Error, ErrorKind, IntoStore, Json, KeyTtl, LocalStore, MAX_TTL,
     PrefixedKey, Result, SetCondition, SetOptions, SharedObject, SystemClock, ToShared,
@@ -156,7 +157,7 @@ pub struct TieredStats {
 
 #[derive(Debug, Default)]
 struct Counters {
-    l1_hits: AtomicU64,
+    l1_hits: StripedCounter,
     l2_hits: AtomicU64,
     misses: AtomicU64,
     loader_runs: AtomicU64,
@@ -672,7 +673,7 @@ impl Core {
     async fn get(&self, key: &str, decode: Decoder<'_>) -> Result<Option<Held>> {
         let stale = match self.l1_lookup(key)? {
             L1Lookup::Fresh(value) => {
-                bump(&self.stats.l1_hits);
+                self.stats.l1_hits.add(1);
                 return Ok(Some(Held::bytes(value)));
             }
             L1Lookup::Stale(value) => Some(value),
@@ -765,7 +766,7 @@ impl Core {
     {
         let stale = match self.l1_lookup(key)? {
             L1Lookup::Fresh(value) => {
-                bump(&self.stats.l1_hits);
+                self.stats.l1_hits.add(1);
                 return Ok(Held::bytes(value));
             }
             L1Lookup::Stale(value) => Some(value),
@@ -799,7 +800,7 @@ impl Core {
     {
         // A flight that ended between our L1 miss and our turn to lead may have filled L1.
         if let L1Lookup::Fresh(value) = self.l1_lookup(key)? {
-            bump(&self.stats.l1_hits);
+            self.stats.l1_hits.add(1);
             return Ok(Held::bytes(value));
         }
         let l2_up = match self.l2_get(key).await {
@@ -1119,7 +1120,7 @@ impl<C: Codec> TieredCache<C> {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let departures = self.core.l1.departures();
         TieredStats {
-            l1_hits: load(&s.l1_hits),
+            l1_hits: s.l1_hits.sum(),
             l2_hits: load(&s.l2_hits),
             misses: load(&s.misses),
             loader_runs: load(&s.loader_runs),
@@ -1188,9 +1189,18 @@ impl<C: Codec> TieredCache<C> {
         T: DeserializeOwned + Send + Sync + 'static,
     {
         if let Some(hit) = self.l1_fresh::<T>(key)? {
-            bump(&self.core.stats.l1_hits);
+            self.core.stats.l1_hits.add(1);
             return hit.map(Some);
         }
+        // Boxed, so that the future of an L1 hit stays a few words long.
+        Box::pin(self.read_through::<T>(key)).await
+    }
+
+    /// `get_shared` past L1: L2, then L1 keeps what L2 had.
+    async fn read_through<T>(&self, key: &str) -> Result<Option<Arc<T>>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
         let full = self.full_key(key)?;
         let decode = |bytes: &[u8]| self.object_of::<T>(bytes);
         let held = self.core.get(&full, &decode).await?;
@@ -1469,18 +1479,22 @@ impl<C: Codec> TieredCache<C> {
         E: Into<Box<dyn StdError + Send + Sync>>,
     {
         if let Some(hit) = self.l1_fresh::<T>(key)? {
-            bump(&self.core.stats.l1_hits);
+            self.core.stats.l1_hits.add(1);
             return hit;
         }
-        let decode = |bytes: &[u8]| self.object_of::<T>(bytes);
-        let held = self
-            .core
-            .get_or_load(&self.full_key(key)?, ttl, &decode, || async {
-                let value = Arc::new(loader().await.map_err(|e| Error::loader_failed(key, e))?);
-                self.held(key, &*value, || value.clone())
-            })
-            .await?;
-        self.value_of(key, held)
+        // Boxed, so that the future of an L1 hit stays a few words long.
+        Box::pin(async {
+            let decode = |bytes: &[u8]| self.object_of::<T>(bytes);
+            let held = self
+                .core
+                .get_or_load(&self.full_key(key)?, ttl, &decode, || async {
+                    let value = Arc::new(loader().await.map_err(|e| Error::loader_failed(key, e))?);
+                    self.held(key, &*value, || value.clone())
+                })
+                .await?;
+            self.value_of(key, held)
+        })
+        .await
     }
 
     /// A fresh L1 hit, answered without awaiting, building the key or decoding when L1 keeps a
