@@ -31,7 +31,7 @@ impl Default for Limits {
 
 impl Limits {
     /// Limits with the given maximum key length (bytes) and value size (bytes).
-    pub fn new(max_key_len: usize, max_value_len: usize) -> Self {
+    pub const fn new(max_key_len: usize, max_value_len: usize) -> Self {
         Limits {
             max_key_len,
             max_value_len,

@@ -8,6 +8,12 @@ async fn redis() -> support::redis::RedisFixture {
 
 cache_conformance::conformance_tests!(redis);
 
+/// Generated sequences of every operation answer as the reference model does.
+#[test]
+fn redis_answers_every_sequence_as_the_model() {
+    support::differential::redis_answers_every_sequence_as_the_model(redis());
+}
+
 /// Values are the codec's bytes under `key_prefix + key`, so any Redis client reads them: a JSON value
 /// written through the SDK is plain JSON text.
 #[test]

@@ -9,6 +9,12 @@ async fn redis_cluster() -> support::redis::RedisFixture {
 
 cache_conformance::conformance_tests!(redis_cluster);
 
+/// Generated sequences of every operation answer as the reference model does.
+#[test]
+fn redis_answers_every_sequence_as_the_model() {
+    support::differential::redis_answers_every_sequence_as_the_model(redis_cluster());
+}
+
 /// Scripts, pipelines, transactions and server stats: what `RedisStore` offers beyond the contract.
 mod escape {
     use super::support::escape;

@@ -3,6 +3,7 @@
 mod bench;
 mod chart;
 mod conformance;
+mod prove;
 mod redis;
 mod test;
 mod wasm;
@@ -16,7 +17,9 @@ cargo xtask <command>
   test                          fmt, clippy, every test, every conformance backend, wasm build
   conformance --backend NAME    the conformance suite against one backend:
                                 memory | redis | redis-cluster | redis-tls | redis-acl | redis-sentinel | wasm
-  bench memory|redis|wasm|tiered  benchmarks against the peers: a table of ratios, and a chart in docs/bench/
+  prove [--cases N]             the model-based tests (memory) and differential tests (Redis,
+                                Cluster) with N generated sequences each (default 10 000)
+  bench memory|typed|redis|wasm|tiered  benchmarks against the peers: a table of ratios, and a chart in docs/bench/
   wasm                          build the npm package into bindings-wasm/pkg
 ";
 
@@ -33,6 +36,8 @@ fn main() -> Result<()> {
         ["test"] => test::run(&sh),
         ["conformance", "--backend", backend] => conformance::run(&sh, backend),
         ["bench", target] => bench::run(&sh, target),
+        ["prove"] => prove::run(&sh, 10_000),
+        ["prove", "--cases", cases] => prove::run(&sh, cases.parse()?),
         ["wasm"] => wasm::build_package(&sh),
         [] | ["help"] | ["--help"] | ["-h"] => {
             print!("{HELP}");

@@ -14,6 +14,28 @@ const IMAGE: &str = "local/redis:7";
 const PID_LABEL: &str = "cache-conformance.pid";
 
 /// `cargo xtask conformance --backend redis|redis-cluster|redis-tls|redis-acl|redis-sentinel`.
+/// Runs `filter`'s tests of the test binaries `tests` on servers of our image.
+pub(crate) fn run_tests(sh: &Shell, tests: &[&str], filter: &str) -> Result<()> {
+    ensure_docker(sh)?;
+    ensure_image(sh)?;
+    let _image = sh.push_env("CACHE_TEST_REDIS_IMAGE", IMAGE);
+    let _url = sh.push_env("REDIS_URL", "");
+    let mut result: Result<()> = Ok(());
+    for test in tests {
+        result = cmd!(
+            sh,
+            "cargo test --release --locked -p cache-conformance --test {test} -- {filter}"
+        )
+        .run()
+        .map_err(Into::into);
+        if result.is_err() {
+            break;
+        }
+    }
+    remove_test_containers(sh);
+    result
+}
+
 pub(crate) fn conformance(sh: &Shell, backend: &str) -> Result<()> {
     let tests: &[&str] = match backend {
         // The fault test restarts Redis under load; it belongs to the standalone run.

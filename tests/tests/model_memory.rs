@@ -1,0 +1,131 @@
+//! Model-based tests of `MemoryStore`: generated sequences of every operation, checked step by
+//! step against the reference model (`cache_conformance::model`), shrunk to the shortest failing
+//! sequence by proptest.
+//!
+//! `cargo xtask test` runs `PROPTEST_CASES` (default 256) sequences per test; `cargo xtask prove
+//! --cases N` runs N.
+
+use std::time::Duration;
+
+use backend_memory::MemoryStore;
+use cache_conformance::model::{Leeway, Op, Outcome};
+use cache_conformance::sequences::{Time, check_sequence, sequences};
+use cache_core::{Limits, ManualClock};
+use futures::executor::block_on;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError};
+
+/// Small limits, so that limit-length keys and values are cheap.
+const LIMITS: Limits = Limits::new(24, 48);
+
+fn config() -> Config {
+    Config {
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
+/// Hits and misses as the store counts them: one per key read by `get` and `get_many`.
+#[derive(Default)]
+struct Reads {
+    hits: u64,
+    misses: u64,
+}
+
+impl Reads {
+    fn count(&mut self, op: &Op, got: &Outcome) {
+        let found: Vec<bool> = match got {
+            Outcome::Value(v) => vec![v.is_some()],
+            Outcome::Values(vs) if matches!(op, Op::GetMany(_)) => {
+                vs.iter().map(Option::is_some).collect()
+            }
+            _ => vec![],
+        };
+        self.hits += found.iter().filter(|f| **f).count() as u64;
+        self.misses += found.iter().filter(|f| !**f).count() as u64;
+    }
+}
+
+fn check_on(
+    store: MemoryStore,
+    clock: ManualClock,
+    (max_entries, max_bytes): (usize, usize),
+    ops: &[Op],
+    leeway: Leeway,
+) -> Result<(), TestCaseError> {
+    let mut reads = Reads::default();
+    let checked = block_on(check_sequence(
+        &store,
+        ops,
+        leeway,
+        |by| {
+            clock.advance(by);
+            async {}
+        },
+        |op, got| {
+            reads.count(op, got);
+            let stats = store.stats();
+            let held = (store.len(), store.bytes());
+            if held.0 > max_entries || held.1 > max_bytes {
+                return Err(format!("{held:?} entries and bytes, over the bounds"));
+            }
+            if (stats.entries, stats.bytes) != (held.0 as u64, held.1 as u64) {
+                return Err(format!("stats {stats:?} do not add up to {held:?}"));
+            }
+            if (stats.hits, stats.misses) != (reads.hits, reads.misses) {
+                return Err(format!(
+                    "stats count {} hits and {} misses; the answers had {} and {}",
+                    stats.hits, stats.misses, reads.hits, reads.misses
+                ));
+            }
+            if !leeway.evicts && stats.evictions != 0 {
+                return Err(format!(
+                    "{} evictions in a store that has room",
+                    stats.evictions
+                ));
+            }
+            Ok(())
+        },
+    ));
+    checked.map_err(TestCaseError::fail)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A store that never has to evict answers exactly as the model does.
+    #[test]
+    fn memory_store_answers_every_sequence_as_the_model(
+        ops in sequences("", LIMITS, Time::Manual, 60)
+    ) {
+        let clock = ManualClock::new();
+        let store = MemoryStore::builder()
+            .limits(LIMITS)
+            .count_hits_and_misses(true)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        check_on(store, clock, (usize::MAX, usize::MAX), &ops, Leeway::EXACT)?;
+    }
+
+    /// A store of 4 entries evicts: a key may read as absent, never as another value, and the
+    /// bounds hold after every step.
+    #[test]
+    fn an_evicting_memory_store_answers_only_what_the_model_allows(
+        ops in sequences("", LIMITS, Time::Manual, 60),
+        shards in 1usize..=2,
+    ) {
+        let clock = ManualClock::new();
+        let store = MemoryStore::builder()
+            .limits(LIMITS)
+            .max_entries(4)
+            .max_bytes(400)
+            .shards(shards)
+            .count_hits_and_misses(true)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let leeway = Leeway { evicts: true, ttl_slack: Duration::ZERO };
+        check_on(store, clock, (4, 400), &ops, leeway)?;
+    }
+}
