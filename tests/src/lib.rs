@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use cache_core::{CacheStore, Capabilities, Codec, CodecError, Json, MsgPack};
 
 pub mod cases;
+pub mod linearizable;
 pub mod model;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod sequences;

@@ -556,3 +556,85 @@ fn idle_stores_first_call_of_each_kind_succeeds_after_a_restart() {
         stores[0].clear("idle:").await.unwrap();
     });
 }
+
+/// incr_by, compare_and_swap, set if absent, get and delete from 20 tasks on 6 keys stay
+/// linearizable through a restart that empties Redis. A call that failed may or may not have
+/// taken effect (the checker tries both), except one that began after the server was gone and
+/// ended before it was back: it cannot have reached a server.
+#[test]
+fn atomic_operations_stay_linearizable_through_a_restart() {
+    use cache_conformance::linearizable::{
+        Answer, Call, Event, Recorder, check_history, random_call,
+    };
+
+    cache_conformance::block_on(async {
+        let launcher = Launcher::detect();
+        let (mut server, port) = launch_standalone(&launcher).await;
+        let config = RedisConfig::builder()
+            .standalone("127.0.0.1", port)
+            .command_timeout(COMMAND_TIMEOUT)
+            .build()
+            .unwrap();
+        let store = RedisStore::connect(with_test_settings(config))
+            .await
+            .unwrap();
+        let keys: Vec<String> = (0..6).map(|i| format!("register{i}")).collect();
+        let recorder = Recorder::new();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (store, keys, recorder) = (store.clone(), keys.clone(), recorder.clone());
+                tokio::spawn(async move {
+                    let mut events = Vec::new();
+                    for _ in 0..24 {
+                        let key = &keys[fastrand::usize(..keys.len())];
+                        events.push(recorder.call(&store, key, random_call()).await);
+                        tokio::time::sleep(Duration::from_millis(fastrand::u64(10..40))).await;
+                    }
+                    events
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let stopping = recorder.tick();
+        server.stop().await;
+        let gone = recorder.tick();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let restarting = recorder.tick();
+        server.restart(port).await;
+        let back = recorder.tick();
+
+        let mut history: Vec<Event> = Vec::new();
+        for task in tasks {
+            history.extend(task.await.unwrap());
+        }
+        let failed = history
+            .iter()
+            .filter(|e| e.answer == Answer::Unknown)
+            .count();
+        let succeeded_after = history
+            .iter()
+            .filter(|e| e.answer != Answer::Unknown && e.invoked > back)
+            .count();
+        history.retain(|e| {
+            let unknown = e.answer == Answer::Unknown;
+            let unreachable = e.invoked > gone && e.completed < restarting;
+            !(unknown && (e.call == Call::Get || unreachable))
+        });
+        history.extend(keys.iter().map(|key| Event {
+            key: key.clone(),
+            call: Call::Wipe,
+            answer: Answer::Wiped,
+            invoked: stopping,
+            completed: back,
+        }));
+        assert!(
+            failed > 0,
+            "no call failed: the restart happened outside the history"
+        );
+        assert!(succeeded_after > 0, "no call succeeded after the restart");
+        if let Err(why) = check_history(&history) {
+            panic!("{why}");
+        }
+        store.clear("").await.unwrap();
+    })
+}

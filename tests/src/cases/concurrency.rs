@@ -181,3 +181,37 @@ pub async fn concurrent_writers_to_distinct_keys_all_land(ctx: &Ctx) {
         );
     }
 }
+
+/// incr_by, compare_and_swap, set if absent, get and delete: 30 tasks on 3 keys record a history
+/// of 240 calls, and some order of them that respects real time is one a single register per key
+/// would have answered the same way (see `crate::linearizable`).
+pub async fn atomic_operations_are_linearizable(ctx: &Ctx) {
+    use crate::linearizable::{Recorder, check_history, random_call};
+    const LIN_TASKS: usize = 30;
+    const CALLS: usize = 8;
+    let keys: Vec<String> = (0..3).map(|i| ctx.key(&format!("register{i}"))).collect();
+    let recorder = Recorder::new();
+    let tasks: Vec<_> = (0..LIN_TASKS)
+        .map(|_| {
+            let store: Arc<dyn CacheStore> = ctx.store().clone();
+            let keys = keys.clone();
+            let recorder = recorder.clone();
+            async move {
+                let mut events = Vec::new();
+                for _ in 0..CALLS {
+                    let key = &keys[fastrand::usize(..keys.len())];
+                    events.push(recorder.call(&*store, key, random_call()).await);
+                }
+                events
+            }
+        })
+        .collect();
+    let history: Vec<_> = run_concurrently(tasks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if let Err(why) = check_history(&history) {
+        panic!("{why}");
+    }
+}

@@ -157,6 +157,7 @@ macro_rules! __for_each_case {
                 concurrent_if_absent_has_exactly_one_winner,
                 concurrent_cas_increments_never_lose_updates,
                 concurrent_writers_to_distinct_keys_all_land,
+                atomic_operations_are_linearizable,
             }
             collections {
                 hash_fields_round_trip,

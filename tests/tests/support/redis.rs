@@ -122,6 +122,14 @@ impl Server {
     }
 }
 
+/// A test that owns a server ends its process with it (shared servers live in statics, which
+/// are never dropped).
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Starts a plain standalone server on a free port and waits until it answers.
 pub(crate) async fn launch_standalone(launcher: &Launcher) -> (Server, u16) {
     let port = free_port();
