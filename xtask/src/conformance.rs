@@ -21,7 +21,7 @@ pub(crate) fn run(sh: &Shell, backend: &str) -> Result<()> {
         "memory" => {
             cmd!(
                 sh,
-                "cargo test --locked -p cache-conformance --lib --test memory --test patterns_memory --test model_memory"
+                "cargo test --locked -p cache-conformance --lib --test memory --test patterns_memory --test model_memory --test fuzz"
             )
             .run()?;
             Ok(())

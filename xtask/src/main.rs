@@ -17,8 +17,8 @@ cargo xtask <command>
   test                          fmt, clippy, every test, every conformance backend, wasm build
   conformance --backend NAME    the conformance suite against one backend:
                                 memory | redis | redis-cluster | redis-tls | redis-acl | redis-sentinel | wasm
-  prove [--cases N]             the model-based tests (memory) and differential tests (Redis,
-                                Cluster) with N generated sequences each (default 10 000)
+  prove [--cases N]             the model-based tests (memory), fuzz targets and differential
+                                tests (Redis, Cluster) with N cases each (default 10 000)
   bench memory|typed|redis|wasm|tiered  benchmarks against the peers: a table of ratios, and a chart in docs/bench/
   wasm                          build the npm package into bindings-wasm/pkg
 ";

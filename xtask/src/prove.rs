@@ -1,4 +1,4 @@
-//! `cargo xtask prove`: the generated-sequence tests, with far more cases than `cargo xtask test`
+//! `cargo xtask prove`: the generated-sequence tests and the fuzz targets, with far more cases than `cargo xtask test`
 //! runs (proptest's default of 256).
 
 use anyhow::Result;
