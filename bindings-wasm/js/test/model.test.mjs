@@ -257,3 +257,42 @@ test('an evicting cache answers only what the model allows and stays within maxE
     { numRuns: RUNS },
   );
 });
+
+// Fuzzing of the entry points: any options and any arguments give a result or a documented code.
+const METHODS = ['get', 'peek', 'has', 'set', 'delete', 'incr', 'ttl', 'getRemainingTTL', 'deletePrefix', 'forEach'];
+
+function documented(fn) {
+  try {
+    return fn();
+  } catch (e) {
+    assert.ok(CODES.has(e?.code), `threw ${e} without a documented code`);
+    return undefined;
+  }
+}
+
+test('any constructor options and any arguments give a result or a documented code', () => {
+  const option = fc.oneof(fc.anything(), fc.constantFrom(0, 1, -1, 2 ** 24, 2 ** 24 + 1, 1.5, NaN, Infinity, '10'));
+  const options = fc.oneof(
+    fc.anything(),
+    fc.record(
+      { maxEntries: option, max: option, maxBytes: option, maxSize: option, ttl: option, allowStale: option, copy: option, bogus: option },
+      { requiredKeys: [] },
+    ),
+  );
+  const call = fc.tuple(fc.constantFrom(...METHODS), fc.array(fc.anything(), { maxLength: 3 }));
+  fc.assert(
+    fc.property(options, fc.array(call, { maxLength: 20 }), (opts, calls) => {
+      const cache = documented(() => new MemoryCache(opts));
+      if (cache === undefined) return;
+      try {
+        for (const [method, args] of calls) documented(() => cache[method](...args));
+        documented(() => cache.size);
+        // Still usable: a write that fits reads back.
+        if (documented(() => cache.set('a', 'b', { size: 0 })) === cache) assert.equal(cache.get('a'), 'b');
+      } finally {
+        cache.free();
+      }
+    }),
+    { numRuns: RUNS },
+  );
+});
