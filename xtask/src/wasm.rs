@@ -103,14 +103,21 @@ pub(crate) fn bench(sh: &Shell) -> Result<()> {
     Ok(())
 }
 
-/// Installs the JS tools from the lock file unless they are already there.
+/// Installs the JS tools from the lock file unless they are installed from this very lock file.
 fn js_tools(sh: &Shell) -> Result<()> {
     if !require(sh, "npm", "apt-get install -y nodejs npm (node 20)")? {
         bail!("npm is needed to build the package: apt-get install -y nodejs npm (node 20)");
     }
-    if sh.path_exists(format!("{JS_DIR}/node_modules/.bin/wasm-opt"))
-        && sh.path_exists(format!("{JS_DIR}/node_modules/playwright-core"))
-    {
+    // npm writes node_modules/.package-lock.json on every install: older than the lock file, the
+    // tools are from before its last change.
+    let modified = |path: String| {
+        std::fs::metadata(crate::project_root().join(path))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let installed = modified(format!("{JS_DIR}/node_modules/.package-lock.json"));
+    let locked = modified(format!("{JS_DIR}/package-lock.json"));
+    if matches!((installed, locked), (Some(installed), Some(locked)) if installed >= locked) {
         return Ok(());
     }
     let _dir = sh.push_dir(JS_DIR);
