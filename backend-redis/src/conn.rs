@@ -30,8 +30,8 @@ use crate::error::map_redis_error;
 #[derive(Clone)]
 pub(crate) enum Conn {
     Single(Managed),
-    // The cluster client reconnects and resends on its own.
-    Cluster(ClusterConnection),
+    // The cluster client reconnects, follows MOVED and resends on its own; see `Cluster`.
+    Cluster(Cluster),
     Sentinel(SentinelConn),
 }
 
@@ -39,7 +39,7 @@ impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Single(c) => Box::pin(c.send(cmd)),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => Box::pin(c.send(cmd)),
             Conn::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
@@ -52,7 +52,7 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(c) => Box::pin(c.send_part(pipeline, offset, count)),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => Box::pin(c.send_part(pipeline, offset, count)),
             Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -60,7 +60,7 @@ impl ConnectionLike for Conn {
     fn get_db(&self) -> i64 {
         match self {
             Conn::Single(c) => c.manager.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+            Conn::Cluster(c) => c.current().get_db(),
             Conn::Sentinel(c) => c.get_db(),
         }
     }
@@ -102,7 +102,7 @@ impl Health {
 }
 
 /// What [`Managed`] sends: one command or part of a pipeline.
-trait Request {
+pub(crate) trait Request {
     type Reply;
 
     fn send<'a>(&'a self, manager: &'a mut ConnectionManager) -> RedisFuture<'a, Self::Reply>;
@@ -227,7 +227,7 @@ impl Managed {
 
     /// Sends `request`; when the connection turns out to be gone, the manager reconnects and the
     /// request goes again on the new connection, if that is safe, within the command timeout.
-    async fn send<R: Request>(&mut self, request: &R) -> redis::RedisResult<R::Reply> {
+    pub(crate) async fn send<R: Request>(&mut self, request: &R) -> redis::RedisResult<R::Reply> {
         let started = self.health.now();
         let safe_twice = request.runs_safely_twice();
         if safe_twice || !self.health.idle_too_long(started) {
@@ -429,32 +429,134 @@ pub(crate) async fn connect(config: &RedisConfig) -> Result<Conn> {
             let manager = open_manager(client, config, &format!("connect to {node}")).await?;
             Ok(Conn::Single(manager))
         }
-        RedisMode::Cluster(nodes) => {
-            let infos = nodes
-                .iter()
-                .map(|n| node_info(config, n, 0))
-                .collect::<Result<Vec<_>>>()?;
-            let retry = config.retry;
-            let mut builder = ClusterClientBuilder::new(infos)
-                .connection_timeout(config.connect_timeout)
-                .response_timeout(config.command_timeout)
-                .retries(retry.max_retries as u32)
-                .min_retry_wait(retry.min_delay.as_millis() as u64)
-                .max_retry_wait(retry.max_delay.as_millis() as u64);
-            if let Some(certs) = certificates(&config.tls_config, config.tls) {
-                builder = builder.certs(certs);
-            }
-            let client = builder
-                .build()
-                .map_err(|e| map_redis_error(e, "configure the cluster client", None))?;
-            let conn = client
-                .get_async_connection()
-                .await
-                .map_err(|e| map_redis_error(e, "connect to the cluster", None))?;
-            Ok(Conn::Cluster(conn))
-        }
+        RedisMode::Cluster(_) => Ok(Conn::Cluster(Cluster::connect(config).await?)),
         RedisMode::Sentinel { .. } => Ok(Conn::Sentinel(SentinelConn::connect(config).await?)),
     }
+}
+
+/// A Cluster connection that is replaced when it stops answering.
+///
+/// After a failover, redis-rs 1.8's cluster client can begin a slot refresh that never completes
+/// (its recovery state stops polling the requests it waits on), and from then on every command
+/// times out, although the cluster is healthy. A client connected afresh reads the new slot map
+/// and works. So a timeout or a lost node makes this handle connect a new client in the
+/// background, at most once per `command_timeout`, and swap it in; the call that timed out
+/// returns its retryable error, and the calls after it use the new client.
+#[derive(Clone)]
+pub(crate) struct Cluster(Arc<ClusterState>);
+
+struct ClusterState {
+    config: RedisConfig,
+    current: RwLock<ClusterConnection>,
+    /// Set while a replacement is being connected.
+    replacing: std::sync::atomic::AtomicBool,
+    /// When the last replacement began.
+    last_replaced: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Cluster {
+    async fn connect(config: &RedisConfig) -> Result<Cluster> {
+        let conn = open_cluster(config).await?;
+        Ok(Cluster(Arc::new(ClusterState {
+            config: config.clone(),
+            current: RwLock::new(conn),
+            replacing: std::sync::atomic::AtomicBool::new(false),
+            last_replaced: std::sync::Mutex::new(None),
+        })))
+    }
+
+    /// The client in use.
+    pub(crate) fn current(&self) -> ClusterConnection {
+        self.0.current.read().expect("not poisoned").clone()
+    }
+
+    async fn send(&self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        let result = self.current().req_packed_command(cmd).await;
+        self.check(&result);
+        result
+    }
+
+    async fn send_part(
+        &self,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Value>> {
+        let result = self
+            .current()
+            .req_packed_commands(pipeline, offset, count)
+            .await;
+        self.check(&result);
+        result
+    }
+
+    /// Starts a replacement if `result` says the client may be stuck.
+    fn check<T>(&self, result: &redis::RedisResult<T>) {
+        let Err(e) = result else { return };
+        let stuck = e.is_timeout()
+            || e.is_io_error()
+            || e.is_connection_dropped()
+            || e.kind() == redis::ErrorKind::ClusterConnectionNotFound;
+        if stuck {
+            self.replace_soon();
+        }
+    }
+
+    /// Connects a new client in the background and swaps it in, unless one was begun within the
+    /// last `command_timeout`.
+    pub(crate) fn replace_soon(&self) {
+        let state = &self.0;
+        {
+            let mut last = state.last_replaced.lock().expect("not poisoned");
+            if last.is_some_and(|at| at.elapsed() < state.config.command_timeout) {
+                return;
+            }
+            if state.replacing.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let weak = Arc::downgrade(state);
+        tokio::spawn(async move {
+            let Some(state) = weak.upgrade() else { return };
+            match open_cluster(&state.config).await {
+                Ok(conn) => {
+                    tracing::info!("replaced the Redis Cluster client after it stopped answering");
+                    *state.current.write().expect("not poisoned") = conn;
+                }
+                Err(e) => tracing::warn!(error = %e, "could not replace the Redis Cluster client"),
+            }
+            state.replacing.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// A new cluster client connected to the configured seeds.
+async fn open_cluster(config: &RedisConfig) -> Result<ClusterConnection> {
+    let RedisMode::Cluster(nodes) = &config.mode else {
+        unreachable!("a Cluster config")
+    };
+    let infos = nodes
+        .iter()
+        .map(|n| node_info(config, n, 0))
+        .collect::<Result<Vec<_>>>()?;
+    let retry = config.retry;
+    let mut builder = ClusterClientBuilder::new(infos)
+        .connection_timeout(config.connect_timeout)
+        .response_timeout(config.command_timeout)
+        .retries(retry.max_retries as u32)
+        .min_retry_wait(retry.min_delay.as_millis() as u64)
+        .max_retry_wait(retry.max_delay.as_millis() as u64);
+    if let Some(certs) = certificates(&config.tls_config, config.tls) {
+        builder = builder.certs(certs);
+    }
+    let client = builder
+        .build()
+        .map_err(|e| map_redis_error(e, "configure the cluster client", None))?;
+    client
+        .get_async_connection()
+        .await
+        .map_err(|e| map_redis_error(e, "connect to the cluster", None))
 }
 
 /// A master found through Sentinel. Connection errors and `READONLY` replies (the old master was

@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_core::{Error, ErrorKind, Result};
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, Slot};
+use redis::cluster_routing::Slot;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, ToRedisArgs, Value};
 
 use crate::RedisStore;
 use crate::conn::Conn;
-use crate::error::{map_redis_error, unexpected};
 
 /// Lua scripts registered by name ([`RedisStore::register_script`]).
 #[derive(Debug, Default)]
@@ -114,27 +113,17 @@ impl RedisStore {
         info.arg("all");
         let mut conn = self.connection_handle();
         let replies: Vec<(String, String)> = match &mut conn {
-            Conn::Cluster(cluster) => {
-                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
-                let reply = self
-                    .timed_call("server_stats", cluster.route_command(info, routing))
-                    .await?;
-                let Value::Map(nodes) = reply else {
-                    return Err(unexpected(
-                        "server_stats",
-                        "INFO of every master is not a map",
-                    ));
-                };
-                nodes
-                    .into_iter()
-                    .map(|(node, text)| {
-                        let node = String::from_redis_value(node)
-                            .map_err(|e| map_redis_error(e.into(), "server_stats", None))?;
-                        let text = String::from_redis_value(text)
-                            .map_err(|e| map_redis_error(e.into(), "server_stats", None))?;
-                        Ok((node, text))
-                    })
-                    .collect::<Result<_>>()?
+            Conn::Cluster(_) => {
+                // Every primary of a fresh view, each on its own connection.
+                let shards = self.shards().await?;
+                let infos = shards.iter().map(|shard| async {
+                    let text: String = self
+                        .topology()
+                        .query(&shard.primary, &info, "server_stats")
+                        .await?;
+                    Ok::<_, cache_core::Error>((shard.primary.to_string(), text))
+                });
+                futures::future::try_join_all(infos).await?
             }
             _ => {
                 let text: String = self

@@ -10,6 +10,7 @@ mod escape;
 pub use escape::{RawConnection, RedisPipeline, ServerStats};
 mod error;
 mod store;
+mod topology;
 
 pub use config::{
     NodeAddr, REDIS_URL_ENV, RedisConfig, RedisConfigBuilder, RedisMode, RetryPolicy, TlsConfig,

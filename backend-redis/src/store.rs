@@ -14,12 +14,13 @@ use cache_core::{
     SetOptions, glob_escape, opt_ttl_millis, ttl_millis,
 };
 use futures::future::try_join_all;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo, Slot};
+use redis::cluster_routing::Slot;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisWrite, Script, ToRedisArgs, Value};
 
-use crate::config::{RedisConfig, RedisMode};
+use crate::config::{NodeAddr, RedisConfig, RedisMode};
 use crate::conn::{Conn, connect};
 use crate::error::{map_redis_error, timed_out, unexpected};
+use crate::topology::{MAX_ROUNDS, Shard, SlotSet, Topology};
 
 /// `incr_by` with TTL-on-create: `INCRBY` leaves non-integers and overflows unchanged and reports
 /// them; the TTL is applied only when this call created the key. The result is returned as the
@@ -89,6 +90,8 @@ struct Inner {
     healthy: AtomicBool,
     /// Lua scripts registered by name.
     scripts: crate::escape::Scripts,
+    /// On Cluster: the primaries, asked for directly (see `topology`).
+    topology: Option<Topology>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -108,9 +111,11 @@ impl RedisStore {
     /// at the first attempt if it refuses the credentials (standalone and Sentinel).
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         let conn = connect(&config).await?;
+        let topology = matches!(config.mode, RedisMode::Cluster(_)).then(|| Topology::new(&config));
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 conn,
+                topology,
                 config,
                 incr: Script::new(INCR_SCRIPT),
                 cas: Script::new(CAS_SCRIPT),
@@ -233,7 +238,12 @@ impl RedisStore {
                     }
                     result
                 }
-                Err(_) => return Err(timed_out(op, key, timeout)),
+                Err(_) => {
+                    if let Conn::Cluster(cluster) = &self.inner.conn {
+                        cluster.replace_soon();
+                    }
+                    return Err(timed_out(op, key, timeout));
+                }
             }
         };
         result.map_err(|e| {
@@ -268,39 +278,103 @@ impl RedisStore {
         pattern
     }
 
-    /// The addresses of every cluster master, sorted.
-    async fn cluster_masters(&self) -> Result<Vec<String>> {
-        let Conn::Cluster(conn) = &self.inner.conn else {
-            unreachable!("cluster only")
+    /// The Cluster's topology; only called in Cluster mode.
+    pub(crate) fn topology(&self) -> &Topology {
+        self.inner
+            .topology
+            .as_ref()
+            .expect("a Cluster store has a topology")
+    }
+
+    /// The Cluster's shards, primaries in address order, every slot served.
+    pub(crate) async fn shards(&self) -> Result<Vec<Shard>> {
+        let mut shards = self.topology().shards().await?;
+        shards.sort_by_key(|s| s.primary.to_string());
+        Ok(shards)
+    }
+
+    /// Where a Cluster scan goes after finishing `done`'s primary: the first primary serving a
+    /// slot not yet covered, or nowhere.
+    async fn next_primary(&self, done: ClusterScan) -> Result<Option<ClusterScan>> {
+        let mut covered = done.covered;
+        let finished = Shard {
+            primary: done.node,
+            slots: done.slots.ranges(),
         };
-        let mut conn = conn.clone();
-        let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
-        let reply = self
-            .timed(
-                "list cluster masters",
-                None,
-                conn.route_command(redis::cmd("PING"), routing),
-            )
-            .await?;
-        let Value::Map(entries) = reply else {
-            return Err(unexpected("list cluster masters", "not a map"));
+        covered.union(&self.still_served(&finished).await?);
+        let shards = self.shards().await?;
+        let Some(next) = shards
+            .iter()
+            .find(|s| !covered.covers(&SlotSet::of(&s.slots)))
+        else {
+            return Ok(None);
         };
-        let mut masters = entries
+        if done.visits >= MAX_ROUNDS * shards.len() {
+            return Err(slots_kept_moving("scan", &covered));
+        }
+        Ok(Some(ClusterScan {
+            node: next.primary.clone(),
+            cursor: 0,
+            slots: SlotSet::of(&next.slots),
+            covered,
+            visits: done.visits + 1,
+        }))
+    }
+
+    /// `get_many` on Cluster: one single-slot `MGET` per slot, all at once.
+    async fn get_many_by_slot(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let groups = self.slot_groups(keys.iter().copied());
+        let mgets = groups.iter().map(|group| {
+            let key_bytes = group.iter().map(|&i| self.key_len(keys[i])).sum();
+            let mut cmd = command("MGET", group.len(), key_bytes);
+            for &i in group {
+                cmd.arg(self.key_arg(keys[i]));
+            }
+            async move {
+                self.query::<Vec<Option<Bytes>>>(&cmd, "get_many", None)
+                    .await
+            }
+        });
+        let replies = try_join_all(mgets).await?;
+        let mut values = vec![None; keys.len()];
+        for (group, reply) in groups.iter().zip(replies) {
+            if reply.len() != group.len() {
+                return Err(unexpected(
+                    "get_many",
+                    "MGET returned the wrong number of values",
+                ));
+            }
+            for (&i, value) in group.iter().zip(reply) {
+                values[i] = value;
+            }
+        }
+        Ok(values)
+    }
+
+    /// `keys`' positions grouped by Cluster slot, each group for one single-slot command.
+    fn slot_groups<'k>(&self, keys: impl Iterator<Item = &'k str>) -> Vec<Vec<usize>> {
+        let mut groups: HashMap<Slot, Vec<usize>> = HashMap::new();
+        let mut order = Vec::new();
+        for (i, key) in keys.enumerate() {
+            let slot = Slot::for_key(self.full_key(key).as_bytes());
+            groups
+                .entry(slot)
+                .or_insert_with(|| {
+                    order.push(slot);
+                    Vec::new()
+                })
+                .push(i);
+        }
+        order
             .into_iter()
-            .filter_map(|(addr, _)| match addr {
-                Value::BulkString(b) => String::from_utf8(b).ok(),
-                Value::SimpleString(s) => Some(s),
-                _ => None,
-            })
-            .collect::<Vec<_>>();
-        masters.sort();
-        Ok(masters)
+            .filter_map(|slot| groups.remove(&slot))
+            .collect()
     }
 
     /// One `SCAN` step: on the standalone/Sentinel server, or on one cluster master.
     async fn scan_step(
         &self,
-        node: Option<&str>,
+        node: Option<&NodeAddr>,
         cursor: u64,
         pattern: &str,
         count: usize,
@@ -311,21 +385,9 @@ impl RedisStore {
             .arg(pattern)
             .arg("COUNT")
             .arg(count.clamp(1, MAX_SCAN_COUNT));
-        match (node, &self.inner.conn) {
-            (Some(node), Conn::Cluster(conn)) => {
-                let (host, port) = split_addr(node)?;
-                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                    host: host.to_owned(),
-                    port,
-                });
-                let mut conn = conn.clone();
-                let value = self
-                    .timed("scan", None, conn.route_command(cmd, routing))
-                    .await?;
-                <(u64, Vec<Vec<u8>>)>::from_redis_value(value)
-                    .map_err(|e| map_redis_error(e.into(), "scan", None))
-            }
-            _ => self.query(&cmd, "scan", None).await,
+        match node {
+            Some(node) => self.topology().query(node, &cmd, "scan").await,
+            None => self.query(&cmd, "scan", None).await,
         }
     }
 }
@@ -334,37 +396,129 @@ impl RedisStore {
     /// Unlinks every key matching the full-key glob `pattern`, on every master, a batch per `SCAN`
     /// step.
     async fn unlink_matching(&self, pattern: &str, op: &str) -> Result<u64> {
-        let nodes: Vec<Option<String>> = match &self.inner.conn {
-            Conn::Cluster(_) => self
-                .cluster_masters()
-                .await?
-                .into_iter()
-                .map(Some)
-                .collect(),
-            _ => vec![None],
-        };
+        if self.inner.topology.is_none() {
+            return self.unlink_scanned(None, pattern, op).await;
+        }
+        // Every primary, then again wherever slots moved while it was scanned: a slot counts as
+        // covered once a primary that served it before and after its whole scan was scanned.
+        let mut covered = SlotSet::empty();
         let mut deleted = 0;
-        for node in &nodes {
-            let mut cursor = 0;
-            loop {
-                let (next, keys) = self
-                    .scan_step(node.as_deref(), cursor, pattern, CLEAR_BATCH)
+        for _ in 0..MAX_ROUNDS {
+            let shards = self.shards().await?;
+            let pending: Vec<&Shard> = shards
+                .iter()
+                .filter(|s| !covered.covers(&SlotSet::of(&s.slots)))
+                .collect();
+            if pending.is_empty() {
+                return Ok(deleted);
+            }
+            for shard in pending {
+                deleted += self
+                    .unlink_scanned(Some(&shard.primary), pattern, op)
                     .await?;
-                if !keys.is_empty() {
-                    let mut cmd = redis::cmd("UNLINK");
-                    for key in &keys {
-                        cmd.arg(key.as_slice());
-                    }
-                    deleted += self.query::<u64>(&cmd, op, None).await?;
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
+                covered.union(&self.still_served(shard).await?);
             }
         }
-        Ok(deleted)
+        Err(slots_kept_moving(op, &covered))
     }
+
+    /// The slots `shard`'s primary served when the shard was listed and still serves now.
+    async fn still_served(&self, shard: &Shard) -> Result<SlotSet> {
+        let now = self.shards().await?;
+        Ok(now
+            .iter()
+            .find(|s| s.primary == shard.primary)
+            .map(|s| SlotSet::of(&shard.slots).intersection(&SlotSet::of(&s.slots)))
+            .unwrap_or_else(SlotSet::empty))
+    }
+
+    /// `SCAN MATCH pattern` on one server (a Cluster primary, or the only server), unlinking what
+    /// it finds; on Cluster the keys go out one single-slot `UNLINK` per slot.
+    async fn unlink_scanned(
+        &self,
+        node: Option<&NodeAddr>,
+        pattern: &str,
+        op: &str,
+    ) -> Result<u64> {
+        let mut deleted = 0;
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = self.scan_step(node, cursor, pattern, CLEAR_BATCH).await?;
+            if !keys.is_empty() {
+                let groups: Vec<Vec<&Vec<u8>>> = if node.is_some() {
+                    let mut by_slot: HashMap<Slot, Vec<&Vec<u8>>> = HashMap::new();
+                    for key in &keys {
+                        by_slot.entry(Slot::for_key(key)).or_default().push(key);
+                    }
+                    by_slot.into_values().collect()
+                } else {
+                    vec![keys.iter().collect()]
+                };
+                let unlinks = groups.iter().map(|group| {
+                    let mut cmd = redis::cmd("UNLINK");
+                    for key in group {
+                        cmd.arg(key.as_slice());
+                    }
+                    async move { self.query::<u64>(&cmd, op, None).await }
+                });
+                deleted += try_join_all(unlinks).await?.into_iter().sum::<u64>();
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// Where a Cluster `scan` stands: see [`RedisStore::scan`].
+struct ClusterScan {
+    node: NodeAddr,
+    cursor: u64,
+    /// The slots `node` served when its scan began.
+    slots: SlotSet,
+    covered: SlotSet,
+    visits: usize,
+}
+
+impl ClusterScan {
+    fn encode(&self) -> String {
+        format!(
+            "{}|{}|{}|{}|{}",
+            self.node,
+            self.cursor,
+            self.slots.encode(),
+            self.covered.encode(),
+            self.visits
+        )
+    }
+
+    fn decode(text: &str) -> Option<ClusterScan> {
+        let mut parts = text.split('|');
+        let node = parts.next()?;
+        let (host, port) = node.rsplit_once(':')?;
+        let scan = ClusterScan {
+            node: NodeAddr::new(host, port.parse().ok()?),
+            cursor: parts.next()?.parse().ok()?,
+            slots: SlotSet::decode(parts.next()?)?,
+            covered: SlotSet::decode(parts.next()?)?,
+            visits: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(scan)
+    }
+}
+
+/// The retryable error of a `scan` or `clear` that kept finding slots moved under it.
+fn slots_kept_moving(op: &str, covered: &SlotSet) -> Error {
+    let missing = crate::topology::ranges_missing(&covered.ranges());
+    Error::new(
+        cache_core::ErrorKind::Connection,
+        format!(
+            "{op}: Cluster slots kept moving (a failover or resharding under way); slots {} were not covered",
+            crate::topology::show_ranges(&missing)
+        ),
+    )
+    .with_retryable(true)
 }
 
 /// A command with room for `args` more arguments of `bytes` in all, so building it never reallocates.
@@ -391,11 +545,6 @@ impl ToRedisArgs for KeyArg<'_> {
 }
 
 /// Splits `host:port` (the host may itself hold colons, as in IPv6).
-fn split_addr(addr: &str) -> Result<(&str, u16)> {
-    let bad = || unexpected("scan", "malformed node address in cursor");
-    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
-    Ok((host, port.parse().map_err(|_| bad())?))
-}
 
 #[async_trait]
 impl CacheStore for RedisStore {
@@ -419,6 +568,9 @@ impl CacheStore for RedisStore {
         }
         if keys.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Conn::Cluster(_) = &self.inner.conn {
+            return self.get_many_by_slot(keys).await;
         }
         let key_bytes = keys.iter().map(|key| self.key_len(key)).sum();
         let mut cmd = command("MGET", keys.len(), key_bytes);
@@ -466,16 +618,24 @@ impl CacheStore for RedisStore {
             return Ok(());
         }
         let Some(ms) = ttl else {
-            // MSET: one command; the later of two equal keys wins. The cluster client splits it by slot.
-            let bytes = entries
-                .iter()
-                .map(|(key, value)| self.key_len(key) + value.len())
-                .sum();
-            let mut cmd = command("MSET", 2 * entries.len(), bytes);
-            for (key, value) in entries {
-                cmd.arg(self.key_arg(key)).arg(value.as_ref());
-            }
-            return self.query::<()>(&cmd, "set_many", None).await;
+            // MSET: the later of two equal keys wins. On Cluster one MSET per slot.
+            let groups = match &self.inner.conn {
+                Conn::Cluster(_) => self.slot_groups(entries.iter().map(|(k, _)| *k)),
+                _ => vec![(0..entries.len()).collect()],
+            };
+            let msets = groups.iter().map(|group| {
+                let bytes = group
+                    .iter()
+                    .map(|&i| self.key_len(entries[i].0) + entries[i].1.len())
+                    .sum();
+                let mut cmd = command("MSET", 2 * group.len(), bytes);
+                for &i in group {
+                    let (key, value) = &entries[i];
+                    cmd.arg(self.key_arg(key)).arg(value.as_ref());
+                }
+                async move { self.query::<()>(&cmd, "set_many", None).await }
+            });
+            return try_join_all(msets).await.map(drop);
         };
         let set_px = |pipe: &mut Pipeline, key: &str, value: &Bytes| {
             pipe.cmd("SET")
@@ -520,12 +680,19 @@ impl CacheStore for RedisStore {
         if keys.is_empty() {
             return Ok(0);
         }
-        let key_bytes = keys.iter().map(|key| self.key_len(key)).sum();
-        let mut cmd = command("UNLINK", keys.len(), key_bytes);
-        for key in keys {
-            cmd.arg(self.key_arg(key));
-        }
-        self.query(&cmd, "delete_many", None).await
+        let groups = match &self.inner.conn {
+            Conn::Cluster(_) => self.slot_groups(keys.iter().copied()),
+            _ => vec![(0..keys.len()).collect()],
+        };
+        let unlinks = groups.iter().map(|group| {
+            let key_bytes = group.iter().map(|&i| self.key_len(keys[i])).sum();
+            let mut cmd = command("UNLINK", group.len(), key_bytes);
+            for &i in group {
+                cmd.arg(self.key_arg(keys[i]));
+            }
+            async move { self.query::<u64>(&cmd, "delete_many", None).await }
+        });
+        Ok(try_join_all(unlinks).await?.into_iter().sum())
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
@@ -627,31 +794,37 @@ impl CacheStore for RedisStore {
                 next: (next != 0).then(|| ScanCursor::from_backend(next.to_string())),
             });
         }
-        // Cluster: the cursor is `master-address|cursor`; masters are visited in sorted order.
-        let (node, start) = if cursor.is_start() {
-            let masters = self.cluster_masters().await?;
-            let first = masters
-                .into_iter()
-                .next()
-                .ok_or_else(|| unexpected("scan", "the cluster has no masters"))?;
-            (first, 0)
+        // Cluster: primaries in address order, then wherever slots moved while one was scanned.
+        // The cursor is `primary|cursor|its slots|slots covered|primaries visited`.
+        let state = if cursor.is_start() {
+            let shards = self.shards().await?;
+            let first = shards
+                .first()
+                .ok_or_else(|| unexpected("scan", "the cluster has no primaries"))?;
+            ClusterScan {
+                node: first.primary.clone(),
+                cursor: 0,
+                slots: SlotSet::of(&first.slots),
+                covered: SlotSet::empty(),
+                visits: 1,
+            }
         } else {
-            let (node, c) = cursor.as_str().rsplit_once('|').ok_or_else(bad_cursor)?;
-            (node.to_owned(), c.parse().map_err(|_| bad_cursor())?)
+            ClusterScan::decode(cursor.as_str()).ok_or_else(bad_cursor)?
         };
-        let (next, keys) = self.scan_step(Some(&node), start, &pattern, count).await?;
+        let (next, keys) = self
+            .scan_step(Some(&state.node), state.cursor, &pattern, count)
+            .await?;
         let next = if next != 0 {
-            Some(format!("{node}|{next}"))
+            Some(ClusterScan {
+                cursor: next,
+                ..state
+            })
         } else {
-            let masters = self.cluster_masters().await?;
-            masters
-                .into_iter()
-                .find(|m| *m > node)
-                .map(|m| format!("{m}|0"))
+            self.next_primary(state).await?
         };
         Ok(ScanPage {
             keys: keep(keys),
-            next: next.map(ScanCursor::from_backend),
+            next: next.map(|n| ScanCursor::from_backend(n.encode())),
         })
     }
 
@@ -672,16 +845,15 @@ impl CacheStore for RedisStore {
 
     async fn ping(&self) -> Result<()> {
         match &self.inner.conn {
-            Conn::Cluster(conn) => {
-                let mut conn = conn.clone();
-                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
-                self.timed(
-                    "ping",
-                    None,
-                    conn.route_command(redis::cmd("PING"), routing),
-                )
-                .await
-                .map(drop)
+            Conn::Cluster(_) => {
+                // Every primary of a fresh view, each on its own connection.
+                let shards = self.shards().await?;
+                let ping = redis::cmd("PING");
+                let pings = shards.iter().map(|shard| {
+                    self.topology()
+                        .query::<Value>(&shard.primary, &ping, "ping")
+                });
+                try_join_all(pings).await.map(drop)
             }
             _ => self.query::<()>(&redis::cmd("PING"), "ping", None).await,
         }

@@ -863,30 +863,15 @@ impl RedisFixture {
 /// test's that stops its nodes), and waits until every node reports `cluster_state:ok`. Returns the servers and their
 /// ports, in seed order.
 pub(crate) async fn launch_cluster(launcher: &Launcher) -> (Vec<Server>, Vec<u16>) {
+    launch_primaries(launcher, "5000").await
+}
+
+/// [`launch_cluster`] with the nodes' `cluster-node-timeout` (ms).
+async fn launch_primaries(launcher: &Launcher, node_timeout: &str) -> (Vec<Server>, Vec<u16>) {
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let mut servers = Vec::new();
     for &port in &ports {
-        let mut args = base_args(port);
-        args.extend(
-            [
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                &tmp_path(&format!("nodes-{port}.conf")),
-                "--cluster-node-timeout",
-                "5000",
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
-        servers.push(
-            launcher
-                .start(&args, &[], "Ready to accept connections")
-                .await,
-        );
-    }
-    for &port in &ports {
-        wait_for_ping(port).await;
+        servers.push(start_cluster_node(launcher, port, node_timeout).await);
     }
     let per = 16384 / 3;
     for (i, &port) in ports.iter().enumerate() {
@@ -928,4 +913,133 @@ pub(crate) async fn launch_cluster(launcher: &Launcher) -> (Vec<Server>, Vec<u16
         return (servers, ports);
     }
     panic!("the 3-master cluster on ports {ports:?} never reached cluster_state:ok");
+}
+
+/// Starts one Cluster-enabled node on `port` with `node_timeout` (ms): after it, a primary that
+/// does not answer is failed over to its replica.
+async fn start_cluster_node(launcher: &Launcher, port: u16, node_timeout: &str) -> Server {
+    let mut args = base_args(port);
+    args.extend(
+        [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            &tmp_path(&format!("nodes-{port}.conf")),
+            "--cluster-node-timeout",
+            node_timeout,
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let server = launcher
+        .start(&args, &[], "Ready to accept connections")
+        .await;
+    wait_for_ping(port).await;
+    server
+}
+
+/// A connection to one node, for cluster administration.
+pub(crate) async fn node_connection(port: u16) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(("127.0.0.1", port))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// `ROLE` of the node on `port`: "master" or "slave".
+pub(crate) async fn role(port: u16) -> String {
+    let role: Vec<redis::Value> = redis::cmd("ROLE")
+        .query_async(&mut node_connection(port).await)
+        .await
+        .unwrap();
+    match &role[0] {
+        redis::Value::BulkString(r) => String::from_utf8_lossy(r).into_owned(),
+        other => panic!("unexpected ROLE reply {other:?}"),
+    }
+}
+
+/// A 3-primary Cluster with one replica per primary, in sync. Returns the servers (primaries,
+/// then replicas) and the ports of the primaries and of their replicas, pairwise.
+pub(crate) async fn launch_cluster_with_replicas(
+    launcher: &Launcher,
+) -> (Vec<Server>, Vec<u16>, Vec<u16>) {
+    let (mut servers, primaries) = launch_primaries(launcher, "2000").await;
+    let replicas: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    for (&primary, &replica) in primaries.iter().zip(&replicas) {
+        servers.push(start_cluster_node(launcher, replica, "2000").await);
+        let mut conn = node_connection(replica).await;
+        redis::cmd("CLUSTER")
+            .arg("MEET")
+            .arg("127.0.0.1")
+            .arg(primaries[0])
+            .exec_async(&mut conn)
+            .await
+            .unwrap();
+        let id: String = redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query_async(&mut node_connection(primary).await)
+            .await
+            .unwrap();
+        // The replica must know the primary before it can follow it.
+        let mut replicated = false;
+        for _ in 0..200 {
+            let followed = redis::cmd("CLUSTER")
+                .arg("REPLICATE")
+                .arg(&id)
+                .exec_async(&mut conn)
+                .await;
+            if followed.is_ok() {
+                replicated = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            replicated,
+            "the node on {replica} never learned its primary {primary}"
+        );
+    }
+    for &replica in &replicas {
+        let mut synced = false;
+        for _ in 0..400 {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut node_connection(replica).await)
+                .await
+                .unwrap();
+            if info.contains("master_link_status:up") {
+                synced = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(synced, "the replica on {replica} never synced");
+    }
+    wait_for_cluster_ok(primaries.iter().chain(&replicas).copied(), 6).await;
+    (servers, primaries, replicas)
+}
+
+/// Waits until every node on `ports` says `cluster_state:ok` and knows `nodes` nodes.
+pub(crate) async fn wait_for_cluster_ok(ports: impl Iterator<Item = u16> + Clone, nodes: usize) {
+    let known = format!("cluster_known_nodes:{nodes}");
+    for _ in 0..400 {
+        let mut all = true;
+        for port in ports.clone() {
+            let Ok(info) = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async::<String>(&mut node_connection(port).await)
+                .await
+            else {
+                all = false;
+                break;
+            };
+            all &= info.contains("cluster_state:ok") && info.contains(&known);
+        }
+        if all {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the cluster never reached cluster_state:ok with {nodes} nodes");
 }
