@@ -268,6 +268,67 @@ fn a_sentinel_that_is_down_is_skipped() {
     });
 }
 
+/// A Sentinel that accepts connections and never answers is skipped after the command timeout,
+/// and with nothing else to ask, finding the master fails within its bound instead of hanging.
+#[test]
+fn a_sentinel_that_never_answers_is_skipped_within_the_timeout() {
+    cache_conformance::block_on(async {
+        let mut config = fixture_config().await;
+        config.command_timeout = std::time::Duration::from_millis(500);
+        let RedisMode::Sentinel {
+            sentinels,
+            master_name,
+        } = config.mode.clone()
+        else {
+            panic!("the fixture is in sentinel mode");
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent = NodeAddr::new("127.0.0.1", listener.local_addr().unwrap().port());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        // Connecting, then finding the master again (as after a failover), is bounded by the
+        // connect and command timeouts of the silent Sentinel, then answered by the next.
+        let bound = config.connect_timeout
+            + 2 * config.command_timeout
+            + std::time::Duration::from_millis(500);
+
+        let mut silent_first = config.clone();
+        silent_first.mode = RedisMode::Sentinel {
+            sentinels: std::iter::once(silent.clone()).chain(sentinels).collect(),
+            master_name: master_name.clone(),
+        };
+        let started = std::time::Instant::now();
+        let store = RedisStore::connect(silent_first).await.unwrap();
+        assert!(
+            started.elapsed() <= bound,
+            "connecting took {:?}",
+            started.elapsed()
+        );
+        store.ping().await.unwrap();
+
+        let mut only_silent = config.clone();
+        only_silent.mode = RedisMode::Sentinel {
+            sentinels: vec![silent.clone()],
+            master_name,
+        };
+        let started = std::time::Instant::now();
+        let err = RedisStore::connect(only_silent)
+            .await
+            .expect_err("the only Sentinel never answers");
+        assert!(
+            started.elapsed() <= bound,
+            "giving up took {:?}",
+            started.elapsed()
+        );
+        assert!(err.is_retryable(), "{err}");
+        assert!(err.to_string().contains(&silent.to_string()), "{err}");
+    });
+}
+
 /// A TLS-only Sentinel in front of a TLS-only master (mutual TLS): the store asks the Sentinel over
 /// TLS (`sentinel_tls`) and reaches the master over TLS; without `sentinel_tls` it cannot connect.
 #[test]

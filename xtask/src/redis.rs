@@ -40,7 +40,11 @@ pub(crate) fn conformance(sh: &Shell, backend: &str) -> Result<()> {
     let tests: &[&str] = match backend {
         // The fault test restarts Redis under load; it belongs to the standalone run.
         "redis" => &["redis", "redis_fault", "patterns_redis"],
-        "redis-cluster" => &["redis_cluster", "patterns_redis_cluster", "redis_cluster_failover"],
+        "redis-cluster" => &[
+            "redis_cluster",
+            "patterns_redis_cluster",
+            "redis_cluster_failover",
+        ],
         "redis-tls" => &["redis_tls"],
         "redis-acl" => &["redis_acl"],
         "redis-sentinel" => &["redis_sentinel"],
