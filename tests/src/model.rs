@@ -47,6 +47,35 @@ pub enum Op {
     Clear(String),
     /// Store time passes (a manual clock; never generated against a real one).
     Advance(Duration),
+    /// A [`CollectionStore`] call.
+    Collection(String, CollectionOp),
+}
+
+/// A [`CollectionStore`] call on one key. Scores are kept as `f64` bits, so that ops compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum CollectionOp {
+    HSet(Vec<(String, Bytes)>),
+    HGet(String),
+    HDel(Vec<String>),
+    HIncrBy(String, i64),
+    HLen,
+    LPush(Vec<Bytes>),
+    RPush(Vec<Bytes>),
+    LPop(usize),
+    RPop(usize),
+    LRange(i64, usize),
+    LLen,
+    SAdd(Vec<Bytes>),
+    SRem(Vec<Bytes>),
+    SIsMember(Bytes),
+    SCard,
+    ZAdd(Vec<(u64, Bytes)>),
+    ZIncrBy(Bytes, u64),
+    ZRem(Vec<Bytes>),
+    ZScore(Bytes),
+    ZRank(Bytes, bool),
+    ZCard,
 }
 
 /// Short forms, so that a shrunk failing sequence reads as a script.
@@ -98,6 +127,7 @@ impl fmt::Debug for Op {
             Op::Scan(p, c) => write!(f, "scan({}, count {c})", short(p)),
             Op::Clear(p) => write!(f, "clear({})", short(p)),
             Op::Advance(by) => write!(f, "advance({by:?})"),
+            Op::Collection(k, op) => write!(f, "{op:?} at {}", short(k)),
         }
     }
 }
@@ -119,15 +149,43 @@ pub enum Outcome {
     Ttl(KeyTtl),
     /// A whole scan: the distinct keys.
     Keys(BTreeSet<String>),
+    /// Values a list read or pop returned.
+    Items(Vec<Bytes>),
+    /// A score (as `f64` bits), or none.
+    Score(Option<u64>),
+    /// A rank, or none.
+    Rank(Option<u64>),
     /// `set_many`, `advance`.
     Done,
     /// An error: from the store, its kind; from the model, every kind the contract allows.
     Failed(Vec<ErrorKind>),
 }
 
+/// What a key holds.
+#[derive(Debug, Clone, PartialEq)]
+enum Data {
+    String(Bytes),
+    Hash(BTreeMap<String, Bytes>),
+    List(std::collections::VecDeque<Bytes>),
+    Set(BTreeSet<Bytes>),
+    SortedSet(BTreeMap<Bytes, f64>),
+}
+
+impl Data {
+    fn is_empty(&self) -> bool {
+        match self {
+            Data::String(_) => false,
+            Data::Hash(h) => h.is_empty(),
+            Data::List(l) => l.is_empty(),
+            Data::Set(s) => s.is_empty(),
+            Data::SortedSet(z) => z.is_empty(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
-    value: Bytes,
+    value: Data,
     /// Model time (ms) from which the entry is gone.
     expires_at: Option<u64>,
 }
@@ -160,6 +218,11 @@ impl Model {
             .map(|(k, _)| k.as_str())
     }
 
+    /// Whether `key` holds something live.
+    pub fn holds(&self, key: &str) -> bool {
+        self.live_entry(key).is_some()
+    }
+
     /// Drops `key` as a store that evicts may do at any time.
     pub fn evict(&mut self, key: &str) {
         self.entries.remove(key);
@@ -174,15 +237,16 @@ impl Model {
         Ok(match op {
             Op::Get(k) => {
                 self.key(k)?;
-                Outcome::Value(self.value(k))
+                Outcome::Value(self.string(k)?)
             }
             Op::GetMany(ks) => {
                 all_ok(ks.iter().map(|k| self.key(k)))?;
-                Outcome::Values(ks.iter().map(|k| self.value(k)).collect())
+                // A collection reads as absent, as Redis `MGET` reads it.
+                Outcome::Values(ks.iter().map(|k| self.string(k).ok().flatten()).collect())
             }
             Op::Set(k, v, condition, ttl) => {
                 all_ok([self.key(k), self.value_fits(v), ttl_ok(*ttl)])?;
-                let present = self.value(k).is_some();
+                let present = self.live_entry(k).is_some();
                 let write = match condition {
                     SetCondition::Always => true,
                     SetCondition::IfAbsent => !present,
@@ -214,7 +278,7 @@ impl Model {
             }
             Op::Exists(k) => {
                 self.key(k)?;
-                Outcome::Bool(self.value(k).is_some())
+                Outcome::Bool(self.live_entry(k).is_some())
             }
             Op::Ttl(k) => {
                 self.key(k)?;
@@ -251,7 +315,7 @@ impl Model {
             }
             Op::IncrBy(k, delta, ttl) => {
                 all_ok([self.key(k), ttl_ok(*ttl)])?;
-                let current = match self.value(k) {
+                let current = match self.string(k)? {
                     None => None,
                     Some(v) => Some(parse_counter(&v).ok_or(vec![ErrorKind::NotAnInteger])?),
                 };
@@ -265,7 +329,7 @@ impl Model {
                     Some(_) => {
                         let now = self.now;
                         if let Some(entry) = self.live_entry_mut(k, now) {
-                            entry.value = bytes;
+                            entry.value = Data::String(bytes);
                         }
                     }
                 }
@@ -274,7 +338,7 @@ impl Model {
             Op::CompareAndSwap(k, expected, new, ttl) => {
                 let fits = new.as_ref().map_or(Ok(()), |v| self.value_fits(v));
                 all_ok([self.key(k), fits, ttl_ok(*ttl)])?;
-                if self.value(k) != *expected {
+                if self.string(k)? != *expected {
                     return Ok(Outcome::Bool(false));
                 }
                 match new {
@@ -308,7 +372,208 @@ impl Model {
                     .retain(|_, e| e.expires_at.is_none_or(|at| self.now < at));
                 Outcome::Done
             }
+            Op::Collection(k, op) => self.collection(k, op)?,
         })
+    }
+
+    /// A collection call on `key`, as [`CollectionStore`]'s docs say.
+    fn collection(&mut self, key: &str, op: &CollectionOp) -> Checked<Outcome> {
+        use CollectionOp as C;
+        let max_key = self.limits.max_key_len;
+        let max_value = self.limits.max_value_len;
+        let field = |f: &[u8]| field_bytes(f, max_key);
+        let value = |v: &[u8]| -> Checked<()> {
+            if v.len() > max_value {
+                Err(vec![ErrorKind::ValueTooLarge])
+            } else {
+                Ok(())
+            }
+        };
+        let not_empty = |n: usize| -> Checked<()> {
+            if n == 0 {
+                Err(vec![ErrorKind::InvalidArgument])
+            } else {
+                Ok(())
+            }
+        };
+        let count = |n: usize| -> Checked<()> {
+            if (1..=cache_core::MAX_COLLECTION_PAGE).contains(&n) {
+                Ok(())
+            } else {
+                Err(vec![ErrorKind::InvalidArgument])
+            }
+        };
+        let score = |bits: u64| -> Checked<()> {
+            if f64::from_bits(bits).is_nan() {
+                Err(vec![ErrorKind::InvalidArgument])
+            } else {
+                Ok(())
+            }
+        };
+        let hash = || Data::Hash(BTreeMap::new());
+        let list = || Data::List(Default::default());
+        let set = || Data::Set(BTreeSet::new());
+        let zset = || Data::SortedSet(BTreeMap::new());
+        // The argument checks, and the kind of collection the call needs.
+        let (mut checks, empty): (Vec<Checked<()>>, Data) = match op {
+            C::HSet(fs) => (
+                std::iter::once(not_empty(fs.len()))
+                    .chain(fs.iter().flat_map(|(f, v)| [field(f.as_bytes()), value(v)]))
+                    .collect(),
+                hash(),
+            ),
+            C::HGet(f) | C::HIncrBy(f, _) => (vec![field(f.as_bytes())], hash()),
+            C::HDel(fs) => (
+                std::iter::once(not_empty(fs.len()))
+                    .chain(fs.iter().map(|f| field(f.as_bytes())))
+                    .collect(),
+                hash(),
+            ),
+            C::HLen => (vec![], hash()),
+            C::LPush(vs) | C::RPush(vs) => (
+                std::iter::once(not_empty(vs.len()))
+                    .chain(vs.iter().map(|v| value(v)))
+                    .collect(),
+                list(),
+            ),
+            C::LPop(n) | C::RPop(n) | C::LRange(_, n) => (vec![count(*n)], list()),
+            C::LLen => (vec![], list()),
+            C::SAdd(ms) | C::SRem(ms) => (
+                std::iter::once(not_empty(ms.len()))
+                    .chain(ms.iter().map(|m| field(m)))
+                    .collect(),
+                set(),
+            ),
+            C::SIsMember(m) => (vec![field(m)], set()),
+            C::SCard => (vec![], set()),
+            C::ZAdd(ms) => (
+                std::iter::once(not_empty(ms.len()))
+                    .chain(ms.iter().flat_map(|(s, m)| [score(*s), field(m)]))
+                    .collect(),
+                zset(),
+            ),
+            C::ZIncrBy(m, d) => (vec![field(m), score(*d)], zset()),
+            C::ZRem(ms) => (
+                std::iter::once(not_empty(ms.len()))
+                    .chain(ms.iter().map(|m| field(m)))
+                    .collect(),
+                zset(),
+            ),
+            C::ZScore(m) | C::ZRank(m, _) => (vec![field(m)], zset()),
+            C::ZCard => (vec![], zset()),
+        };
+        checks.push(self.key(key));
+        let now = self.now;
+        if let Some(e) = self.live_entry(key) {
+            if std::mem::discriminant(&e.value) != std::mem::discriminant(&empty) {
+                checks.push(Err(vec![ErrorKind::WrongType]));
+            }
+        }
+        all_ok(checks)?;
+        // Work on the live collection, or a new empty one; write it back unless it ends empty.
+        let (mut data, expires_at) = match self.live_entry_mut(key, now) {
+            Some(e) => (e.value.clone(), e.expires_at),
+            None => (empty, None),
+        };
+        let outcome = match (&mut data, op) {
+            (Data::Hash(h), C::HSet(fs)) => {
+                let mut new = 0;
+                for (f, v) in fs {
+                    new += u64::from(h.insert(f.clone(), v.clone()).is_none());
+                }
+                Outcome::Count(new)
+            }
+            (Data::Hash(h), C::HGet(f)) => Outcome::Value(h.get(f).cloned()),
+            (Data::Hash(h), C::HDel(fs)) => {
+                Outcome::Count(fs.iter().filter(|f| h.remove(*f).is_some()).count() as u64)
+            }
+            (Data::Hash(h), C::HIncrBy(f, d)) => {
+                let current = match h.get(f) {
+                    None => 0,
+                    Some(v) => parse_counter(v).ok_or(vec![ErrorKind::NotAnInteger])?,
+                };
+                let new = current.checked_add(*d).ok_or(vec![ErrorKind::Overflow])?;
+                h.insert(f.clone(), Bytes::from(new.to_string()));
+                Outcome::Int(new)
+            }
+            (Data::Hash(h), C::HLen) => Outcome::Count(h.len() as u64),
+            (Data::List(l), C::LPush(vs)) => {
+                for v in vs {
+                    l.push_front(v.clone());
+                }
+                Outcome::Count(l.len() as u64)
+            }
+            (Data::List(l), C::RPush(vs)) => {
+                l.extend(vs.iter().cloned());
+                Outcome::Count(l.len() as u64)
+            }
+            (Data::List(l), C::LPop(n)) => {
+                let n = (*n).min(l.len());
+                Outcome::Items(l.drain(..n).collect())
+            }
+            (Data::List(l), C::RPop(n)) => {
+                let n = (*n).min(l.len());
+                Outcome::Items((0..n).filter_map(|_| l.pop_back()).collect())
+            }
+            (Data::List(l), C::LRange(start, n)) => {
+                // The indices start..start + n (from the end if negative), those that exist.
+                let len = l.len() as i64;
+                let from = if *start < 0 { len + start } else { *start };
+                let to = from.saturating_add(*n as i64).min(len);
+                let from = from.max(0);
+                Outcome::Items(if from >= to {
+                    Vec::new()
+                } else {
+                    l.range(from as usize..to as usize).cloned().collect()
+                })
+            }
+            (Data::List(l), C::LLen) => Outcome::Count(l.len() as u64),
+            (Data::Set(s), C::SAdd(ms)) => {
+                Outcome::Count(ms.iter().filter(|m| s.insert((*m).clone())).count() as u64)
+            }
+            (Data::Set(s), C::SRem(ms)) => {
+                Outcome::Count(ms.iter().filter(|m| s.remove(*m)).count() as u64)
+            }
+            (Data::Set(s), C::SIsMember(m)) => Outcome::Bool(s.contains(m)),
+            (Data::Set(s), C::SCard) => Outcome::Count(s.len() as u64),
+            (Data::SortedSet(z), C::ZAdd(ms)) => {
+                let mut new = 0;
+                for (score, m) in ms {
+                    new += u64::from(z.insert(m.clone(), f64::from_bits(*score)).is_none());
+                }
+                Outcome::Count(new)
+            }
+            (Data::SortedSet(z), C::ZIncrBy(m, d)) => {
+                let new = z.get(m).copied().unwrap_or(0.0) + f64::from_bits(*d);
+                if new.is_nan() {
+                    return Err(vec![ErrorKind::InvalidArgument]);
+                }
+                z.insert(m.clone(), new);
+                Outcome::Score(Some(new.to_bits()))
+            }
+            (Data::SortedSet(z), C::ZRem(ms)) => {
+                Outcome::Count(ms.iter().filter(|m| z.remove(*m).is_some()).count() as u64)
+            }
+            (Data::SortedSet(z), C::ZScore(m)) => Outcome::Score(z.get(m).map(|s| s.to_bits())),
+            (Data::SortedSet(z), C::ZRank(m, descending)) => {
+                let mut ranked: Vec<(&Bytes, f64)> = z.iter().map(|(m, s)| (m, *s)).collect();
+                ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+                if *descending {
+                    ranked.reverse();
+                }
+                Outcome::Rank(ranked.iter().position(|(x, _)| *x == m).map(|r| r as u64))
+            }
+            (Data::SortedSet(z), C::ZCard) => Outcome::Count(z.len() as u64),
+            (data, op) => unreachable!("{op:?} checked against {data:?}"),
+        };
+        if data.is_empty() {
+            self.entries.remove(key);
+        } else {
+            let value = data;
+            self.entries
+                .insert(key.to_owned(), Entry { value, expires_at });
+        }
+        Ok(outcome)
     }
 
     fn key(&self, key: &str) -> Checked<()> {
@@ -341,12 +606,18 @@ impl Model {
             .filter(|e| e.expires_at.is_none_or(|at| now < at))
     }
 
-    fn value(&self, key: &str) -> Option<Bytes> {
-        self.live_entry(key).map(|e| e.value.clone())
+    /// The string at `key`; a collection there is [`ErrorKind::WrongType`].
+    fn string(&self, key: &str) -> Checked<Option<Bytes>> {
+        match self.live_entry(key).map(|e| &e.value) {
+            None => Ok(None),
+            Some(Data::String(v)) => Ok(Some(v.clone())),
+            Some(_) => Err(vec![ErrorKind::WrongType]),
+        }
     }
 
     fn put(&mut self, key: &str, value: Bytes, ttl: Option<Duration>) {
         let expires_at = ttl.map(|t| self.now + millis(t));
+        let value = Data::String(value);
         self.entries
             .insert(key.to_owned(), Entry { value, expires_at });
     }
@@ -373,6 +644,15 @@ fn ttl_ok(ttl: Option<Duration>) -> Checked<()> {
     match ttl {
         Some(t) if t.is_zero() || t > MAX_TTL => Err(vec![ErrorKind::InvalidArgument]),
         _ => Ok(()),
+    }
+}
+
+/// A member: as a key's bytes.
+fn field_bytes(member: &[u8], max: usize) -> Checked<()> {
+    if member.is_empty() || member.len() > max {
+        Err(vec![ErrorKind::InvalidKey])
+    } else {
+        Ok(())
     }
 }
 
@@ -451,8 +731,68 @@ pub async fn run(store: &dyn CacheStore, op: &Op) -> Outcome {
         Op::Scan(prefix, count) => scan_all(store, prefix, *count).await.map(Outcome::Keys),
         Op::Clear(prefix) => store.clear(prefix).await.map(Outcome::Count),
         Op::Advance(_) => Ok(Outcome::Done),
+        Op::Collection(k, op) => match store.collections() {
+            Some(c) => run_collection(c, k, op).await,
+            None => Err(cache_core::Error::new(
+                ErrorKind::Unsupported,
+                "the store holds no collections",
+            )),
+        },
     };
     result.unwrap_or_else(failed)
+}
+
+async fn run_collection(
+    c: &dyn cache_core::CollectionStore,
+    key: &str,
+    op: &CollectionOp,
+) -> cache_core::Result<Outcome> {
+    use CollectionOp as C;
+    use cache_core::Order;
+    fn strs(fs: &[String]) -> Vec<&str> {
+        fs.iter().map(String::as_str).collect()
+    }
+    Ok(match op {
+        C::HSet(fs) => {
+            let fs: Vec<(&str, Bytes)> = fs.iter().map(|(f, v)| (f.as_str(), v.clone())).collect();
+            Outcome::Count(c.hset(key, &fs).await?)
+        }
+        C::HGet(f) => Outcome::Value(c.hget(key, f).await?),
+        C::HDel(fs) => Outcome::Count(c.hdel(key, &strs(fs)).await?),
+        C::HIncrBy(f, d) => Outcome::Int(c.hincr_by(key, f, *d).await?),
+        C::HLen => Outcome::Count(c.hlen(key).await?),
+        C::LPush(vs) => Outcome::Count(c.lpush(key, vs).await?),
+        C::RPush(vs) => Outcome::Count(c.rpush(key, vs).await?),
+        C::LPop(n) => Outcome::Items(c.lpop(key, *n).await?),
+        C::RPop(n) => Outcome::Items(c.rpop(key, *n).await?),
+        C::LRange(start, n) => Outcome::Items(c.lrange(key, *start, *n).await?),
+        C::LLen => Outcome::Count(c.llen(key).await?),
+        C::SAdd(ms) => Outcome::Count(c.sadd(key, ms).await?),
+        C::SRem(ms) => Outcome::Count(c.srem(key, ms).await?),
+        C::SIsMember(m) => Outcome::Bool(c.sismember(key, m).await?),
+        C::SCard => Outcome::Count(c.scard(key).await?),
+        C::ZAdd(ms) => {
+            let ms: Vec<(f64, Bytes)> = ms
+                .iter()
+                .map(|(s, m)| (f64::from_bits(*s), m.clone()))
+                .collect();
+            Outcome::Count(c.zadd(key, &ms).await?)
+        }
+        C::ZIncrBy(m, d) => Outcome::Score(Some(
+            c.zincr_by(key, m, f64::from_bits(*d)).await?.to_bits(),
+        )),
+        C::ZRem(ms) => Outcome::Count(c.zrem(key, ms).await?),
+        C::ZScore(m) => Outcome::Score(c.zscore(key, m).await?.map(f64::to_bits)),
+        C::ZRank(m, descending) => {
+            let order = if *descending {
+                Order::Descending
+            } else {
+                Order::Ascending
+            };
+            Outcome::Rank(c.zrank(key, m, order).await?)
+        }
+        C::ZCard => Outcome::Count(c.zcard(key).await?),
+    })
 }
 
 async fn scan_all(
@@ -520,7 +860,7 @@ fn explained_by_eviction(model: &Model, op: &Op, got: &Outcome, leeway: Leeway) 
         // Every key the store found absent but the model holds was evicted.
         (Op::GetMany(keys), Outcome::Values(values)) if keys.len() == values.len() => {
             for (k, v) in keys.iter().zip(values) {
-                if v.is_none() {
+                if v.is_none() && matches!(evicted.string(k), Ok(Some(_))) {
                     evicted.evict(k);
                 }
             }
@@ -574,7 +914,8 @@ fn single_key(op: &Op) -> Option<Vec<String>> {
         | Op::Expire(k, _)
         | Op::Persist(k)
         | Op::IncrBy(k, ..)
-        | Op::CompareAndSwap(k, ..) => vec![k.clone()],
+        | Op::CompareAndSwap(k, ..)
+        | Op::Collection(k, _) => vec![k.clone()],
         _ => return None,
     })
 }

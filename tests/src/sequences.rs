@@ -13,7 +13,7 @@ use cache_core::{CacheStore, Limits, MAX_TTL, SetCondition};
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use crate::model::{Leeway, Model, Op, check, run};
+use crate::model::{CollectionOp, Leeway, Model, Op, check, run};
 
 /// How time behaves for the store under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +111,7 @@ pub fn sequences(
             .prop_map(|(p, c)| Op::Scan(p, c)),
         1 => select(prefixes).prop_map(Op::Clear),
     ];
+    let op = prop_oneof![3 => op, 2 => collection_ops(ns, limits)];
     let op = match time {
         Time::Real => op.boxed(),
         Time::Manual => {
@@ -122,15 +123,88 @@ pub fn sequences(
     prop::collection::vec(op, 1..=len)
 }
 
+/// Up to 3 of `s` (0 is invalid for every call that takes a list).
+fn few<T: Strategy>(s: T) -> prop::collection::VecStrategy<T> {
+    prop::collection::vec(s, 0..4)
+}
+
+/// Collection calls on the same keys as the string calls, so that types clash.
+fn collection_ops(ns: &str, limits: Limits) -> impl Strategy<Value = Op> + use<> {
+    use CollectionOp as C;
+    let key = select(key_pool(ns, limits));
+    let fields: Vec<String> = ["f1", "f2", "ключ", ""]
+        .iter()
+        .map(|f| f.to_string())
+        .chain([
+            "f".repeat(limits.max_key_len),
+            "f".repeat(limits.max_key_len + 1),
+        ])
+        .collect();
+    let members: Vec<Bytes> = fields
+        .iter()
+        .map(|f| Bytes::from(f.clone()))
+        .chain([Bytes::from_static(b"\x00\xff")])
+        .collect();
+    let field = select(fields);
+    let member = select(members);
+    let value = select(value_pool(limits));
+    let score = select(
+        [
+            0.0,
+            1.5,
+            -1.0,
+            2.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ]
+        .map(f64::to_bits)
+        .to_vec(),
+    );
+    let count = select(vec![
+        0,
+        1,
+        2,
+        3,
+        cache_core::MAX_COLLECTION_PAGE,
+        cache_core::MAX_COLLECTION_PAGE + 1,
+    ]);
+    let delta = prop_oneof![-3i64..=3, Just(i64::MAX), Just(i64::MIN)];
+    let call = prop_oneof![
+        few((field.clone(), value.clone()).boxed()).prop_map(C::HSet),
+        field.clone().prop_map(C::HGet),
+        few(field.clone()).prop_map(C::HDel),
+        (field, delta).prop_map(|(f, d)| C::HIncrBy(f, d)),
+        Just(C::HLen),
+        few(value.clone()).prop_map(C::LPush),
+        few(value).prop_map(C::RPush),
+        count.clone().prop_map(C::LPop),
+        count.clone().prop_map(C::RPop),
+        (-3i64..=3, count).prop_map(|(s, n)| C::LRange(s, n)),
+        Just(C::LLen),
+        few(member.clone()).prop_map(C::SAdd),
+        few(member.clone()).prop_map(C::SRem),
+        member.clone().prop_map(C::SIsMember),
+        Just(C::SCard),
+        few((score.clone(), member.clone()).boxed()).prop_map(C::ZAdd),
+        (member.clone(), score).prop_map(|(m, d)| C::ZIncrBy(m, d)),
+        few(member.clone()).prop_map(C::ZRem),
+        member.clone().prop_map(C::ZScore),
+        (member, any::<bool>()).prop_map(|(m, d)| C::ZRank(m, d)),
+        Just(C::ZCard),
+    ];
+    (key, call).prop_map(|(k, c)| Op::Collection(k, c))
+}
+
 /// Runs `ops` on `store` and on a fresh model, step by step. `advance` moves the store's clock
 /// for [`Op::Advance`]; `after_step` checks the store's own invariants (bounds, stats) after
-/// every step. The first difference is the error, with the steps that led to it.
+/// every step, given the model after it. The first difference is the error, with the steps that led to it.
 pub async fn check_sequence<A, F>(
     store: &dyn CacheStore,
     ops: &[Op],
     leeway: Leeway,
     mut advance: A,
-    mut after_step: impl FnMut(&Op, &crate::model::Outcome) -> Result<(), String>,
+    mut after_step: impl FnMut(&Op, &crate::model::Outcome, &Model) -> Result<(), String>,
 ) -> Result<(), String>
 where
     A: FnMut(Duration) -> F,
@@ -142,7 +216,8 @@ where
             advance(*by).await;
         }
         let got = run(store, op).await;
-        let checked = check(&mut model, op, &got, leeway).and_then(|()| after_step(op, &got));
+        let checked =
+            check(&mut model, op, &got, leeway).and_then(|()| after_step(op, &got, &model));
         if let Err(why) = checked {
             return Err(format!(
                 "step {step}: {why}\nsequence: {:#?}",

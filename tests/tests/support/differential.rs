@@ -43,7 +43,7 @@ pub(crate) fn redis_answers_every_sequence_as_the_model(
             .block_on(async {
                 store.clear("").await.unwrap();
                 let no_time = |_| async { unreachable!("no Advance against a real clock") };
-                check_sequence(&store, &ops, leeway, no_time, |_, _| Ok(())).await
+                check_sequence(&store, &ops, leeway, no_time, |_, _, _| Ok(())).await
             })
             .map_err(TestCaseError::fail)
     });
