@@ -321,6 +321,31 @@ impl RedisStore {
         }))
     }
 
+    /// One `UNLINK` of `keys`.
+    async fn unlink(&self, keys: &[&str]) -> Result<u64> {
+        let key_bytes = keys.iter().map(|key| self.key_len(key)).sum();
+        let mut cmd = command("UNLINK", keys.len(), key_bytes);
+        for key in keys {
+            cmd.arg(self.key_arg(key));
+        }
+        self.query(&cmd, "delete_many", None).await
+    }
+
+    /// One `MSET` of `entries`.
+    async fn mset<'e>(
+        &self,
+        entries: impl IntoIterator<Item = &'e (&'e str, Bytes)> + Clone,
+    ) -> Result<()> {
+        let (count, bytes) = entries.clone().into_iter().fold((0, 0), |(n, b), (k, v)| {
+            (n + 1, b + self.key_len(k) + v.len())
+        });
+        let mut cmd = command("MSET", 2 * count, bytes);
+        for (key, value) in entries {
+            cmd.arg(self.key_arg(key)).arg(value.as_ref());
+        }
+        self.query(&cmd, "set_many", None).await
+    }
+
     /// `get_many` on Cluster: one single-slot `MGET` per slot, all at once.
     async fn get_many_by_slot(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
         let groups = self.slot_groups(keys.iter().copied());
@@ -618,24 +643,16 @@ impl CacheStore for RedisStore {
             return Ok(());
         }
         let Some(ms) = ttl else {
-            // MSET: the later of two equal keys wins. On Cluster one MSET per slot.
-            let groups = match &self.inner.conn {
-                Conn::Cluster(_) => self.slot_groups(entries.iter().map(|(k, _)| *k)),
-                _ => vec![(0..entries.len()).collect()],
-            };
-            let msets = groups.iter().map(|group| {
-                let bytes = group
-                    .iter()
-                    .map(|&i| self.key_len(entries[i].0) + entries[i].1.len())
-                    .sum();
-                let mut cmd = command("MSET", 2 * group.len(), bytes);
-                for &i in group {
-                    let (key, value) = &entries[i];
-                    cmd.arg(self.key_arg(key)).arg(value.as_ref());
-                }
-                async move { self.query::<()>(&cmd, "set_many", None).await }
-            });
-            return try_join_all(msets).await.map(drop);
+            // MSET: the later of two equal keys wins. On Cluster one single-slot MSET per slot.
+            if let Conn::Cluster(_) = &self.inner.conn {
+                let groups = self.slot_groups(entries.iter().map(|(k, _)| *k));
+                let msets = groups.iter().map(|group| {
+                    let group: Vec<&(&str, Bytes)> = group.iter().map(|&i| &entries[i]).collect();
+                    async move { self.mset(group).await }
+                });
+                return try_join_all(msets).await.map(drop);
+            }
+            return self.mset(entries.iter()).await;
         };
         let set_px = |pipe: &mut Pipeline, key: &str, value: &Bytes| {
             pipe.cmd("SET")
@@ -680,19 +697,16 @@ impl CacheStore for RedisStore {
         if keys.is_empty() {
             return Ok(0);
         }
-        let groups = match &self.inner.conn {
-            Conn::Cluster(_) => self.slot_groups(keys.iter().copied()),
-            _ => vec![(0..keys.len()).collect()],
-        };
-        let unlinks = groups.iter().map(|group| {
-            let key_bytes = group.iter().map(|&i| self.key_len(keys[i])).sum();
-            let mut cmd = command("UNLINK", group.len(), key_bytes);
-            for &i in group {
-                cmd.arg(self.key_arg(keys[i]));
-            }
-            async move { self.query::<u64>(&cmd, "delete_many", None).await }
-        });
-        Ok(try_join_all(unlinks).await?.into_iter().sum())
+        if let Conn::Cluster(_) = &self.inner.conn {
+            // One single-slot UNLINK per slot.
+            let groups = self.slot_groups(keys.iter().copied());
+            let unlinks = groups.iter().map(|group| {
+                let group: Vec<&str> = group.iter().map(|&i| keys[i]).collect();
+                async move { self.unlink(&group).await }
+            });
+            return Ok(try_join_all(unlinks).await?.into_iter().sum());
+        }
+        self.unlink(keys).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {

@@ -150,6 +150,10 @@ async fn promote(replica: u16) {
     panic!("the replica on {replica} was never promoted");
 }
 
+/// The two tests each start 6 servers; one at a time keeps a loaded CI machine within the
+/// servers' startup timeout.
+static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 async fn store_for(primaries: &[u16]) -> RedisStore {
     let config = RedisConfig::builder()
         .cluster(primaries.iter().map(|&p| NodeAddr::new("127.0.0.1", p)))
@@ -163,6 +167,9 @@ async fn store_for(primaries: &[u16]) -> RedisStore {
 
 #[test]
 fn multi_key_operations_reach_every_shard_through_five_failovers() {
+    let _turn = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     cache_conformance::block_on(async {
         let launcher = Launcher::detect();
         let (_servers, primaries, replicas) = launch_cluster_with_replicas(&launcher).await;
@@ -183,6 +190,9 @@ fn multi_key_operations_reach_every_shard_through_five_failovers() {
 
 #[test]
 fn multi_key_operations_reach_every_shard_after_a_primary_dies() {
+    let _turn = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     cache_conformance::block_on(async {
         let launcher = Launcher::detect();
         let (mut servers, primaries, replicas) = launch_cluster_with_replicas(&launcher).await;
