@@ -228,54 +228,75 @@ impl Managed {
     /// Sends `request`; when the connection turns out to be gone, the manager reconnects and the
     /// request goes again on the new connection, if that is safe, within the command timeout.
     pub(crate) async fn send<R: Request>(&mut self, request: &R) -> redis::RedisResult<R::Reply> {
-        let started = self.health.now();
-        let safe_twice = request.runs_safely_twice();
-        if safe_twice || !self.health.idle_too_long(started) {
-            let result = request.send(&mut self.manager).await;
-            match &result {
-                Ok(_) => self.health.answered(started),
-                Err(e) if safe_twice && connection_gone(e) => {
-                    return self.within_budget(started, request, false).await;
-                }
-                Err(_) => {}
-            }
-            return result;
-        }
-        self.within_budget(started, request, true).await
+        send_managed(&self.health, &mut self.manager, request).await
     }
 
-    /// The slow path: an optional `PING` (sent twice if the first finds the connection gone), then
-    /// the request, all within what is left of the budget.
-    async fn within_budget<R: Request>(
-        &mut self,
-        started: u64,
+    /// [`send`](Self::send) from a shared handle: only the manager is cloned (one reference count),
+    /// as a caller holding its own manager would.
+    pub(crate) async fn send_shared<R: Request>(
+        &self,
         request: &R,
-        check_first: bool,
     ) -> redis::RedisResult<R::Reply> {
-        let spent = Duration::from_millis(self.health.now().saturating_sub(started));
-        let left = self.health.budget.saturating_sub(spent);
-        let attempt = async {
-            if check_first {
-                let ping = redis::cmd("PING");
-                if let Err(e) = ping.send(&mut self.manager).await {
-                    if !connection_gone(&e) {
-                        return Err(e);
-                    }
-                    tracing::debug!("redis connection was gone while idle; reconnecting");
-                    ping.send(&mut self.manager).await?;
-                }
-            }
-            request.send(&mut self.manager).await
-        };
-        let result = match tokio::time::timeout(left, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()),
-        };
-        if result.is_ok() {
-            self.health.answered(self.health.now());
-        }
-        result
+        let mut manager = self.manager.clone();
+        send_managed(&self.health, &mut manager, request).await
     }
+}
+
+async fn send_managed<R: Request>(
+    health: &Health,
+    manager: &mut ConnectionManager,
+    request: &R,
+) -> redis::RedisResult<R::Reply> {
+    let started = health.now();
+    // Whether the request may run twice is only asked off the hot path: after an idle spell or
+    // a failure.
+    let idle = health.idle_too_long(started);
+    if idle && !request.runs_safely_twice() {
+        return within_budget(health, manager, started, request, true).await;
+    }
+    let result = request.send(manager).await;
+    match &result {
+        Ok(_) => health.answered(started),
+        Err(e) if connection_gone(e) && request.runs_safely_twice() => {
+            return within_budget(health, manager, started, request, false).await;
+        }
+        Err(_) => {}
+    }
+    result
+}
+
+/// The slow path: an optional `PING` (sent twice if the first finds the connection gone), then
+/// the request, all within what is left of the budget.
+async fn within_budget<R: Request>(
+    health: &Health,
+    manager: &mut ConnectionManager,
+    started: u64,
+    request: &R,
+    check_first: bool,
+) -> redis::RedisResult<R::Reply> {
+    let spent = Duration::from_millis(health.now().saturating_sub(started));
+    let left = health.budget.saturating_sub(spent);
+    let attempt = async {
+        if check_first {
+            let ping = redis::cmd("PING");
+            if let Err(e) = ping.send(manager).await {
+                if !connection_gone(&e) {
+                    return Err(e);
+                }
+                tracing::debug!("redis connection was gone while idle; reconnecting");
+                ping.send(manager).await?;
+            }
+        }
+        request.send(manager).await
+    };
+    let result = match tokio::time::timeout(left, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()),
+    };
+    if result.is_ok() {
+        health.answered(health.now());
+    }
+    result
 }
 
 /// Installs the ring crypto provider for rustls once; redis' rustls feature brings none.

@@ -77,7 +77,7 @@ impl RedisStore {
         RedisPipeline {
             store: self,
             pipe: redis::pipe(),
-            keys: Vec::new(),
+            slots: Slots::default(),
             started: false,
         }
     }
@@ -153,12 +153,7 @@ impl RedisStore {
         let mut slots = full.iter().map(|k| Slot::for_key(k.as_bytes()));
         if let Some(first) = slots.next() {
             if slots.any(|slot| slot != first) {
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!(
-                        "{what}: on Redis Cluster its keys must share one slot; give them one hash tag, such as {{user:1}}:a and {{user:1}}:b"
-                    ),
-                ));
+                return Err(cross_slot(what));
             }
         }
         Ok(())
@@ -172,6 +167,16 @@ impl RedisStore {
                 .map_or_else(|| "redis".to_owned(), |node| node.to_string()),
         }
     }
+}
+
+/// The error of keys that span slots on Cluster.
+fn cross_slot(what: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidArgument,
+        format!(
+            "{what}: on Redis Cluster its keys must share one slot; give them one hash tag, such as {{user:1}}:a and {{user:1}}:b"
+        ),
+    )
 }
 
 /// Commands for one round trip, from [`RedisStore::pipeline`] or [`RedisStore::transaction`].
@@ -194,8 +199,17 @@ impl RedisStore {
 pub struct RedisPipeline<'a> {
     store: &'a RedisStore,
     pipe: Pipeline,
-    keys: Vec<String>,
+    /// On Cluster: the slot of the keys so far, or that they span more than one.
+    slots: Slots,
     started: bool,
+}
+
+#[derive(Debug, Default)]
+enum Slots {
+    #[default]
+    None,
+    One(Slot),
+    Many,
 }
 
 impl RedisPipeline<'_> {
@@ -208,9 +222,15 @@ impl RedisPipeline<'_> {
 
     /// A key argument of the current command, given the store's key prefix.
     pub fn key(&mut self, key: &str) -> &mut Self {
-        let full = self.store.prefixed(key);
-        self.pipe.arg(full.as_str());
-        self.keys.push(full);
+        self.pipe.arg(self.store.key_arg(key));
+        if self.store.is_cluster() {
+            let slot = Slot::for_key(self.store.prefixed(key).as_bytes());
+            self.slots = match self.slots {
+                Slots::None => Slots::One(slot),
+                Slots::One(first) if first == slot => Slots::One(first),
+                _ => Slots::Many,
+            };
+        }
         self
     }
 
@@ -237,7 +257,9 @@ impl RedisPipeline<'_> {
                 "the pipeline has no commands",
             ));
         }
-        self.store.same_slot(&self.keys, "a pipeline")?;
+        if let Slots::Many = self.slots {
+            return Err(cross_slot("a pipeline"));
+        }
         let mut conn = self.store.connection_handle();
         self.store
             .timed_call("pipeline", self.pipe.query_async(&mut conn))

@@ -157,6 +157,11 @@ impl RedisStore {
         self.inner.conn.clone()
     }
 
+    /// Whether this store talks to a Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.inner.topology.is_some()
+    }
+
     /// Runs redis work for `op` within `command_timeout`, mapping its error.
     pub(crate) async fn timed_call<T>(
         &self,
@@ -261,6 +266,14 @@ impl RedisStore {
         op: &str,
         key: Option<&str>,
     ) -> Result<T> {
+        if let Conn::Single(managed) = &self.inner.conn {
+            // The hot path: no clone of the whole handle.
+            let work = async {
+                let value = managed.send_shared(cmd).await?;
+                Ok(redis::from_redis_value(value.extract_error()?)?)
+            };
+            return self.timed(op, key, work).await;
+        }
         let mut conn = self.inner.conn.clone();
         self.timed(op, key, cmd.query_async(&mut conn)).await
     }
