@@ -103,7 +103,11 @@ enum Elements {
     SortedSet(SortedSet),
 }
 
-/// A collection, with the bytes it is charged (fields, members and values).
+/// What a sorted-set member's score is charged, besides the member's bytes.
+const SCORE_BYTES: usize = 8;
+
+/// A collection, with the bytes it is charged (fields, members and values; a sorted set's
+/// scores at [`SCORE_BYTES`] each).
 #[derive(Debug)]
 pub(crate) struct Collection {
     elements: Elements,
@@ -573,7 +577,7 @@ impl CollectionStore for MemoryStore {
                 + latest
                     .keys()
                     .filter(|m| !z.by_member.contains_key(**m))
-                    .map(|m| m.len())
+                    .map(|m| m.len() + SCORE_BYTES)
                     .sum::<usize>();
             fits(grown, slot.room, key)?;
             let z = sorted(slot.collection);
@@ -603,7 +607,12 @@ impl CollectionStore for MemoryStore {
                     format!("incrementing a score of {key:?} by {delta} gives NaN"),
                 ));
             }
-            let grown = slot.collection.bytes + if current.is_none() { member.len() } else { 0 };
+            let grown = slot.collection.bytes
+                + if current.is_none() {
+                    member.len() + SCORE_BYTES
+                } else {
+                    0
+                };
             fits(grown, slot.room, key)?;
             set_score(
                 sorted(slot.collection),
@@ -626,7 +635,7 @@ impl CollectionStore for MemoryStore {
             let mut removed = 0;
             for member in members {
                 if sorted(slot.collection).remove(member).is_some() {
-                    slot.collection.bytes -= member.len();
+                    slot.collection.bytes -= member.len() + SCORE_BYTES;
                     removed += 1;
                 }
             }
@@ -809,6 +818,20 @@ mod tests {
             let e = decode_cursor("t", &ScanCursor::from_backend(bad)).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         }
+    }
+
+    #[test]
+    fn a_sorted_set_is_charged_its_members_and_scores() {
+        let store = MemoryStore::new();
+        futures::executor::block_on(async {
+            let members = [(1.0, Bytes::from_static(b"ab")), (2.0, Bytes::from_static(b"c"))];
+            store.zadd("z", &members).await.unwrap();
+            assert_eq!(store.bytes(), 1 + 3 + 2 * SCORE_BYTES);
+            store.zincr_by("z", b"def", 1.0).await.unwrap();
+            assert_eq!(store.bytes(), 1 + 6 + 3 * SCORE_BYTES);
+            store.zrem("z", &[Bytes::from_static(b"ab")]).await.unwrap();
+            assert_eq!(store.bytes(), 1 + 4 + 2 * SCORE_BYTES);
+        });
     }
 
     #[test]
