@@ -824,7 +824,10 @@ mod tests {
     fn a_sorted_set_is_charged_its_members_and_scores() {
         let store = MemoryStore::new();
         futures::executor::block_on(async {
-            let members = [(1.0, Bytes::from_static(b"ab")), (2.0, Bytes::from_static(b"c"))];
+            let members = [
+                (1.0, Bytes::from_static(b"ab")),
+                (2.0, Bytes::from_static(b"c")),
+            ];
             store.zadd("z", &members).await.unwrap();
             assert_eq!(store.bytes(), 1 + 3 + 2 * SCORE_BYTES);
             store.zincr_by("z", b"def", 1.0).await.unwrap();
