@@ -47,11 +47,11 @@ pub enum Op {
     Clear(String),
     /// Store time passes (a manual clock; never generated against a real one).
     Advance(Duration),
-    /// A [`CollectionStore`] call.
+    /// A [`CollectionStore`](cache_core::CollectionStore) call.
     Collection(String, CollectionOp),
 }
 
-/// A [`CollectionStore`] call on one key. Scores are kept as `f64` bits, so that ops compare.
+/// A [`CollectionStore`](cache_core::CollectionStore) call on one key. Scores are kept as `f64` bits, so that ops compare.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum CollectionOp {
@@ -376,7 +376,7 @@ impl Model {
         })
     }
 
-    /// A collection call on `key`, as [`CollectionStore`]'s docs say.
+    /// A collection call on `key`, as [`CollectionStore`](cache_core::CollectionStore)'s docs say.
     fn collection(&mut self, key: &str, op: &CollectionOp) -> Checked<Outcome> {
         use CollectionOp as C;
         let max_key = self.limits.max_key_len;
