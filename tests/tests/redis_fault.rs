@@ -81,19 +81,25 @@ async fn load(
     report
 }
 
+/// A standalone server this test may kill and restart, and a store on it.
+async fn server_of_our_own() -> (support::redis::Server, u16, RedisStore) {
+    let launcher = Launcher::detect();
+    let (server, port) = launch_standalone(&launcher).await;
+    let config = RedisConfig::builder()
+        .standalone("127.0.0.1", port)
+        .command_timeout(COMMAND_TIMEOUT)
+        .build()
+        .unwrap();
+    let store = RedisStore::connect(with_test_settings(config))
+        .await
+        .unwrap();
+    (server, port, store)
+}
+
 #[test]
 fn store_recovers_after_redis_restarts_under_load() {
     cache_conformance::block_on(async {
-        let launcher = Launcher::detect();
-        let (mut server, port) = launch_standalone(&launcher).await;
-        let config = RedisConfig::builder()
-            .standalone("127.0.0.1", port)
-            .command_timeout(COMMAND_TIMEOUT)
-            .build()
-            .unwrap();
-        let store = RedisStore::connect(with_test_settings(config))
-            .await
-            .unwrap();
+        let (mut server, port, store) = server_of_our_own().await;
 
         let stop = Arc::new(AtomicBool::new(false));
         let restarted = Arc::new(AtomicBool::new(false));
@@ -568,16 +574,7 @@ fn atomic_operations_stay_linearizable_through_a_restart() {
     };
 
     cache_conformance::block_on(async {
-        let launcher = Launcher::detect();
-        let (mut server, port) = launch_standalone(&launcher).await;
-        let config = RedisConfig::builder()
-            .standalone("127.0.0.1", port)
-            .command_timeout(COMMAND_TIMEOUT)
-            .build()
-            .unwrap();
-        let store = RedisStore::connect(with_test_settings(config))
-            .await
-            .unwrap();
+        let (mut server, port, store) = server_of_our_own().await;
         let keys: Vec<String> = (0..6).map(|i| format!("register{i}")).collect();
         let recorder = Recorder::new();
         let tasks: Vec<_> = (0..20)

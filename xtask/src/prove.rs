@@ -22,6 +22,7 @@ pub(crate) fn run(sh: &Shell, cases: u32) -> Result<()> {
     redis::run_tests(
         sh,
         &["redis", "redis_cluster"],
-        "answers_every_sequence_as_the_model",
+        &["--release"],
+        &["answers_every_sequence_as_the_model"],
     )
 }

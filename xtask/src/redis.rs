@@ -13,18 +13,24 @@ const IMAGE: &str = "local/redis:7";
 /// The label the test fixtures put on their containers.
 const PID_LABEL: &str = "cache-conformance.pid";
 
-/// `cargo xtask conformance --backend redis|redis-cluster|redis-tls|redis-acl|redis-sentinel`.
-/// Runs `filter`'s tests of the test binaries `tests` on servers of our image.
-pub(crate) fn run_tests(sh: &Shell, tests: &[&str], filter: &str) -> Result<()> {
+/// Runs the conformance crate's test binaries `tests` on servers of our image (never a
+/// developer's `REDIS_URL`), with `cargo_args` for cargo and `test_args` for the tests.
+pub(crate) fn run_tests(
+    sh: &Shell,
+    tests: &[&str],
+    cargo_args: &[&str],
+    test_args: &[&str],
+) -> Result<()> {
     ensure_docker(sh)?;
     ensure_image(sh)?;
     let _image = sh.push_env("CACHE_TEST_REDIS_IMAGE", IMAGE);
+    // The standalone suite must start its own server, not reuse a developer's REDIS_URL.
     let _url = sh.push_env("REDIS_URL", "");
     let mut result: Result<()> = Ok(());
     for test in tests {
         result = cmd!(
             sh,
-            "cargo test --release --locked -p cache-conformance --test {test} -- {filter}"
+            "cargo test {cargo_args...} --locked -p cache-conformance --test {test} -- {test_args...}"
         )
         .run()
         .map_err(Into::into);
@@ -36,6 +42,7 @@ pub(crate) fn run_tests(sh: &Shell, tests: &[&str], filter: &str) -> Result<()> 
     result
 }
 
+/// `cargo xtask conformance --backend redis|redis-cluster|redis-tls|redis-acl|redis-sentinel`.
 pub(crate) fn conformance(sh: &Shell, backend: &str) -> Result<()> {
     let tests: &[&str] = match backend {
         // The fault test restarts Redis under load; it belongs to the standalone run.
@@ -52,22 +59,7 @@ pub(crate) fn conformance(sh: &Shell, backend: &str) -> Result<()> {
             "unknown Redis backend {other:?}; choose redis, redis-cluster, redis-tls, redis-acl or redis-sentinel"
         ),
     };
-    ensure_docker(sh)?;
-    ensure_image(sh)?;
-    let _image = sh.push_env("CACHE_TEST_REDIS_IMAGE", IMAGE);
-    // The standalone suite must start its own server, not reuse a developer's REDIS_URL.
-    let _url = sh.push_env("REDIS_URL", "");
-    let mut result: Result<()> = Ok(());
-    for test in tests {
-        result = cmd!(sh, "cargo test --locked -p cache-conformance --test {test}")
-            .run()
-            .map_err(Into::into);
-        if result.is_err() {
-            break;
-        }
-    }
-    remove_test_containers(sh);
-    result?;
+    run_tests(sh, tests, &[], &[])?;
     if backend == "redis" {
         // The collections example switches to Redis with REDIS_URL.
         with_server(sh, "example", |sh| {
