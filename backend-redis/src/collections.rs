@@ -331,7 +331,9 @@ impl CollectionStore for RedisStore {
         let bytes = members.iter().map(|(_, m)| m.len() + 24).sum();
         let mut cmd = self.key_command("ZADD", key, 2 * members.len(), bytes);
         for (score, member) in members {
-            cmd.arg(score_text(*score)).arg(member.as_ref());
+            // redis-rs writes an f64 as the shortest decimal that reads back exactly (ryu),
+            // `inf` and `-inf` included, without a String.
+            cmd.arg(*score).arg(member.as_ref());
         }
         self.query(&cmd, "zadd", Some(key)).await
     }
@@ -341,7 +343,7 @@ impl CollectionStore for RedisStore {
         self.args().member(member)?;
         self.args().score(delta)?;
         let mut cmd = self.key_command("ZINCRBY", key, 2, member.len() + 24);
-        cmd.arg(score_text(delta)).arg(member);
+        cmd.arg(delta).arg(member);
         let reply: Value = self.query(&cmd, "zincr_by", Some(key)).await?;
         score_of(reply).ok_or_else(|| unexpected("zincr_by", "not a score"))
     }
