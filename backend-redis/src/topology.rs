@@ -32,7 +32,7 @@ pub(crate) struct Shard {
 pub(crate) struct Topology {
     config: RedisConfig,
     conns: Mutex<HashMap<NodeAddr, Managed>>,
-    /// Every node ever listed, seeds first: where to ask for the shards.
+    /// Every node ever listed, the last to answer first: where to ask for the shards.
     known: std::sync::Mutex<Vec<NodeAddr>>,
 }
 
@@ -124,7 +124,7 @@ impl Topology {
                 );
                 continue;
             }
-            self.remember(&shards);
+            self.remember(node, &shards);
             return Ok(shards);
         }
         Err(last.unwrap_or_else(|| {
@@ -132,8 +132,14 @@ impl Topology {
         }))
     }
 
-    fn remember(&self, shards: &[Shard]) {
+    /// Keeps the primaries listed, and asks `answered` first next time: a dead seed then costs
+    /// its timeout once, not on every call.
+    fn remember(&self, answered: &NodeAddr, shards: &[Shard]) {
         let mut known = self.known.lock().expect("not poisoned");
+        if let Some(at) = known.iter().position(|n| n == answered) {
+            let node = known.remove(at);
+            known.insert(0, node);
+        }
         for shard in shards {
             if !known.contains(&shard.primary) {
                 known.push(shard.primary.clone());
