@@ -220,6 +220,7 @@ macro_rules! __for_each_case {
             tiered {
                 tiered_typed_methods,
                 tiered_invalidations_reach_the_other_instance,
+                tiered_invalidations_stay_in_their_namespace,
             }
         }
     };

@@ -13,8 +13,12 @@ use super::{LONG_TTL, SHORT_TTL};
 use crate::Ctx;
 
 fn instance(ctx: &Ctx, bus: &InProcessBus) -> TieredCache {
+    instance_in(ctx, bus, "tiered")
+}
+
+fn instance_in(ctx: &Ctx, bus: &InProcessBus, namespace: &str) -> TieredCache {
     TieredCache::builder(MemoryStore::new(), ctx.store().clone())
-        .namespace(ctx.key("tiered"))
+        .namespace(ctx.key(namespace))
         .l1_ttl(LONG_TTL)
         .bus(bus.clone())
         .build()
@@ -140,4 +144,55 @@ pub async fn tiered_invalidations_reach_the_other_instance(ctx: &Ctx) {
         assert_eq!(b.stats().l1_hits, l1_hits + 1);
     })
     .await;
+}
+
+/// TieredCache: a clear or prefix invalidation of one namespace never drops another namespace's
+/// L1 entries, and the bus carries keys, never values.
+pub async fn tiered_invalidations_stay_in_their_namespace(ctx: &Ctx) {
+    use cache_core::InvalidationBus;
+    use futures::StreamExt;
+
+    let bus = InProcessBus::default();
+    let mut heard = bus.subscribe().await.unwrap();
+    let (one, one_again) = (instance_in(ctx, &bus, "one"), instance_in(ctx, &bus, "one"));
+    let two = instance_in(ctx, &bus, "two");
+    let value = "a value that must not travel".to_owned();
+    with_listener(&two, async {
+        with_listener(&one_again, async {
+            for cache in [&one, &two] {
+                cache.set("k", &value).await.unwrap();
+            }
+            settle().await;
+            for cache in [&one_again, &two] {
+                assert_eq!(cache.get::<String>("k").await.unwrap(), Some(value.clone()));
+            }
+            one.invalidate_prefix("").await.unwrap();
+            one.clear().await.unwrap();
+            settle().await;
+            // The other namespace still answers from its L1; the same namespace's copy is gone.
+            let l1_hits = two.stats().l1_hits;
+            assert_eq!(two.get::<String>("k").await.unwrap(), Some(value.clone()));
+            assert_eq!(
+                two.stats().l1_hits,
+                l1_hits + 1,
+                "namespace two kept its L1 entry"
+            );
+            assert_eq!(one_again.get::<String>("k").await.unwrap(), None);
+        })
+        .await;
+    })
+    .await;
+    let mut messages = 0;
+    while let Some(Some(event)) = futures::FutureExt::now_or_never(heard.next()) {
+        if let cache_core::BusEvent::Message(message) = event {
+            messages += 1;
+            let wire = message.to_bytes();
+            let text = String::from_utf8_lossy(&wire);
+            assert!(
+                !text.contains(&value),
+                "a value travelled on the bus: {text}"
+            );
+        }
+    }
+    assert!(messages >= 4, "the bus carried {messages} messages");
 }
