@@ -314,8 +314,8 @@ impl RedisStore {
             primary: done.node,
             slots: done.slots.ranges(),
         };
-        covered.union(&self.still_served(&finished).await?);
         let shards = self.shards().await?;
+        covered.union(&still_served(&finished, &shards));
         let Some(next) = shards
             .iter()
             .find(|s| !covered.covers(&SlotSet::of(&s.slots)))
@@ -441,8 +441,8 @@ impl RedisStore {
         // covered once a primary that served it before and after its whole scan was scanned.
         let mut covered = SlotSet::empty();
         let mut deleted = 0;
+        let mut shards = self.shards().await?;
         for _ in 0..MAX_ROUNDS {
-            let shards = self.shards().await?;
             let pending: Vec<&Shard> = shards
                 .iter()
                 .filter(|s| !covered.covers(&SlotSet::of(&s.slots)))
@@ -450,24 +450,20 @@ impl RedisStore {
             if pending.is_empty() {
                 return Ok(deleted);
             }
-            for shard in pending {
+            for shard in &pending {
                 deleted += self
                     .unlink_scanned(Some(&shard.primary), pattern, op)
                     .await?;
-                covered.union(&self.still_served(shard).await?);
             }
+            // One fresh view after the round serves both as "after their scans" and as the next
+            // round's list.
+            let after = self.shards().await?;
+            for shard in pending {
+                covered.union(&still_served(shard, &after));
+            }
+            shards = after;
         }
         Err(slots_kept_moving(op, &covered))
-    }
-
-    /// The slots `shard`'s primary served when the shard was listed and still serves now.
-    async fn still_served(&self, shard: &Shard) -> Result<SlotSet> {
-        let now = self.shards().await?;
-        Ok(now
-            .iter()
-            .find(|s| s.primary == shard.primary)
-            .map(|s| SlotSet::of(&shard.slots).intersection(&SlotSet::of(&s.slots)))
-            .unwrap_or_else(SlotSet::empty))
     }
 
     /// `SCAN MATCH pattern` on one server (a Cluster primary, or the only server), unlinking what
@@ -544,6 +540,14 @@ impl ClusterScan {
         };
         parts.next().is_none().then_some(scan)
     }
+}
+
+/// The slots `shard`'s primary served when it was listed and still serves in `now`.
+fn still_served(shard: &Shard, now: &[Shard]) -> SlotSet {
+    now.iter()
+        .find(|s| s.primary == shard.primary)
+        .map(|s| SlotSet::of(&shard.slots).intersection(&SlotSet::of(&s.slots)))
+        .unwrap_or_else(SlotSet::empty)
 }
 
 /// The retryable error of a `scan` or `clear` that kept finding slots moved under it.

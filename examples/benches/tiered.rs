@@ -13,14 +13,13 @@
 //! Redis: `REDIS_URL` if set (`cargo xtask` starts one), else a `redis-server` on a free port of
 //! 127.0.0.1 if the binary is installed, else the L2 rows are skipped.
 
+#[path = "support/l2.rs"]
+mod l2;
+use l2::{Get, back_to_back, ready, sequential_latency, throughput};
 #[path = "support/redis.rs"]
 mod redis;
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use backend_memory::MemoryStore;
@@ -32,23 +31,9 @@ const L2_KEYS: usize = 10_000;
 const VALUE_LEN: usize = 100;
 const L1_OPS: usize = 2_000_000;
 const L1_ROUNDS: usize = 5;
-const L2_SEQUENTIAL_OPS: usize = 10_000;
-const TASKS: usize = 50;
-const ROUND: Duration = Duration::from_secs(1);
 /// Bare and tiered rounds run back to back in pairs (alternating which goes first), so that load from
 /// other processes hits both sides of a pair alike; a ratio is the median of the pairs' ratios.
 const L2_PAIRS: usize = 9;
-
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("a memory future was not ready"),
-    }
-}
 
 fn keys(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("bench:{i:05}")).collect()
@@ -145,60 +130,6 @@ fn l1_rows() -> Vec<Row> {
             pair_ratios: None,
         },
     ]
-}
-
-type Get = Arc<dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
-
-async fn sequential_latency(get: &Get, keys: &[String]) -> f64 {
-    let started = Instant::now();
-    for i in 0..L2_SEQUENTIAL_OPS {
-        get(keys[i % keys.len()].clone()).await;
-    }
-    started.elapsed().as_nanos() as f64 / L2_SEQUENTIAL_OPS as f64 / 1_000.0
-}
-
-async fn throughput(get: &Get, keys: &Arc<Vec<String>>) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let ops = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|t| {
-            let (get, keys, stop, ops) = (get.clone(), keys.clone(), stop.clone(), ops.clone());
-            tokio::spawn(async move {
-                let mut i = t * keys.len() / TASKS;
-                while !stop.load(Ordering::Relaxed) {
-                    get(keys[i % keys.len()].clone()).await;
-                    i += 1;
-                    ops.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    let started = Instant::now();
-    tokio::time::sleep(ROUND).await;
-    stop.store(true, Ordering::Relaxed);
-    let done = ops.load(Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    done as f64 / elapsed.as_secs_f64()
-}
-
-/// Measures the bare and the tiered side back to back, in the order `bare_first` says; returns
-/// (bare, tiered).
-async fn back_to_back<F: Future<Output = f64>>(
-    bare_first: bool,
-    bare: &Get,
-    tiered: &Get,
-    measure: impl Fn(Get) -> F,
-) -> (f64, f64) {
-    if bare_first {
-        let bare = measure(bare.clone()).await;
-        (bare, measure(tiered.clone()).await)
-    } else {
-        let tiered = measure(tiered.clone()).await;
-        (measure(bare.clone()).await, tiered)
-    }
 }
 
 async fn l2_rows(url: &str) -> Vec<Row> {

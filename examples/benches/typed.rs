@@ -16,16 +16,15 @@
 #[path = "../../backend-memory/benches/support/turns.rs"]
 mod turns;
 
+#[path = "support/l2.rs"]
+mod l2;
+use l2::{Get, ready, sequential_latency, throughput};
 #[path = "support/redis.rs"]
 mod redis;
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use backend_memory::MemoryStore;
 use backend_redis::{RedisConfig, RedisStore};
@@ -62,18 +61,6 @@ fn load(key: &str) -> Product {
         name: format!("product {key}"),
         description: "a product that is described in a sentence or two".into(),
         tags: vec!["home".into(), "light".into(), "sale".into()],
-    }
-}
-
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        // A miss can wait on another thread's load of the same key.
-        Poll::Pending => futures::executor::block_on(future),
     }
 }
 
@@ -314,47 +301,7 @@ fn print_memory_table(results: &Results) {
 // L2 rows
 
 const L2_KEYS: usize = 10_000;
-const L2_SEQUENTIAL_OPS: usize = 10_000;
-const TASKS: usize = 50;
-const L2_ROUND: Duration = Duration::from_secs(1);
 const L2_PAIRS: usize = 9;
-
-type Get = Arc<dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
-
-async fn sequential_latency(get: &Get, keys: &[String]) -> f64 {
-    let started = Instant::now();
-    for i in 0..L2_SEQUENTIAL_OPS {
-        get(keys[i % keys.len()].clone()).await;
-    }
-    started.elapsed().as_nanos() as f64 / L2_SEQUENTIAL_OPS as f64 / 1_000.0
-}
-
-async fn throughput(get: &Get, keys: &Arc<Vec<String>>) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let ops = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|t| {
-            let (get, keys, stop, ops) = (get.clone(), keys.clone(), stop.clone(), ops.clone());
-            tokio::spawn(async move {
-                let mut i = t * keys.len() / TASKS;
-                while !stop.load(Ordering::Relaxed) {
-                    get(keys[i % keys.len()].clone()).await;
-                    i += 1;
-                    ops.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    let started = Instant::now();
-    tokio::time::sleep(L2_ROUND).await;
-    stop.store(true, Ordering::Relaxed);
-    let done = ops.load(Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    done as f64 / elapsed.as_secs_f64()
-}
 
 /// The tier's cost as a multiple of the bare get-and-decode's, per back-to-back pair.
 struct L2Row {
