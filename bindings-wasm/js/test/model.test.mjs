@@ -1,5 +1,6 @@
 // Property-based tests of MemoryCache against a small reference model (fast-check): generated
-// sequences of every method, with bad input, keys with lone surrogates and of the maximum length,
+// sequences of the methods (get, peek, has, set, delete, incr, ttl, getRemainingTTL, deletePrefix,
+// clear, size, keys, values, purgeStale, getOrSet), with bad input, keys with lone surrogates and of the maximum length,
 // values of every documented type and TTLs at the edges, checked step by step. Every thrown error
 // must carry a documented `code`, and the cache must stay usable after it.
 //
@@ -52,6 +53,10 @@ const ops = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant('clear') }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('size') }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('advance'), by: pick([0.5, 1, 5, 1000]) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('keys') }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('values') }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('purgeStale') }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('getOrSet'), key: pick(KEYS), value: pick(VALUES), ttl: pick(TTLS) }) },
 );
 
 const isWellFormed = (s) => !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
@@ -111,6 +116,7 @@ class Model {
         check(this.ttlError(step.ttl));
         if (errors.length) break;
         const ttl = step.ttl ?? 0;
+        this.live(step.key);
         this.map.set(step.key, { value: step.value, at: ttl === 0 ? Infinity : fakeNow + ttl });
         return { value: 'this' };
       }
@@ -165,14 +171,44 @@ class Model {
       case 'advance':
         fakeNow += step.by;
         return { value: undefined };
+      case 'keys':
+      case 'values': {
+        for (const key of [...this.map.keys()]) this.live(key);
+        const live = [...this.map];
+        return { value: live.map(([k, e]) => (step.op === 'keys' ? k : e.value)) };
+      }
+      case 'purgeStale':
+        for (const key of [...this.map.keys()]) this.live(key);
+        return { value: undefined };
+      case 'getOrSet': {
+        check(this.ttlError(step.ttl));
+        if (errors.length) break;
+        if (check(this.keyError(step.key))) break;
+        const e = this.live(step.key);
+        if (e) {
+          this.hits++;
+          return { value: e.value };
+        }
+        this.misses++;
+        const ttl = step.ttl ?? 0;
+        this.map.set(step.key, { value: step.value, at: ttl === 0 ? Infinity : fakeNow + ttl });
+        return { value: step.value };
+      }
     }
     return { error: errors };
   }
 }
 
-function run(cache, step) {
+async function run(cache, step) {
   try {
     switch (step.op) {
+      case 'keys': return { value: [...cache.keys()] };
+      case 'values': return { value: [...cache.values()] };
+      case 'purgeStale': cache.purgeStale(); return { value: undefined };
+      case 'getOrSet': {
+        const options = step.ttl === undefined ? undefined : { ttl: step.ttl };
+        return { value: await cache.getOrSet(step.key, () => step.value, options) };
+      }
       case 'get': return { value: cache.get(step.key) };
       case 'peek': return { value: cache.peek(step.key) };
       case 'has': return { value: cache.has(step.key) };
@@ -215,17 +251,20 @@ function agree(model, step, got) {
     assert.ok(want.error?.includes(code), `${show(step)} threw ${code}; the model says ${show(want)}`);
     return;
   }
-  if (want.error === undefined && Object.is(want.value, got.value)) return;
+  const same = (a, b) => Array.isArray(a)
+    ? Array.isArray(b) && a.length === b.length && a.every((x, i) => Object.is(x, b[i]))
+    : Object.is(a, b);
+  if (want.error === undefined && same(want.value, got.value)) return;
   assert.fail(`${show(step)}: the cache answered ${show(got.value)}, the model ${show(want)}`);
 }
 
-function checkSequence(steps, options, evicts) {
+async function checkSequence(steps, options, evicts) {
   fakeNow = 1_000;
   const cache = new MemoryCache(options);
   const model = new Model();
   try {
     for (const step of steps) {
-      agree(model, step, run(cache, step));
+      agree(model, step, await run(cache, step));
       if (evicts) {
         // An insert may evict other keys, never the one it wrote: the model forgets what the
         // cache dropped (`has` is not a read), and every later answer must match exactly.
@@ -244,16 +283,16 @@ function checkSequence(steps, options, evicts) {
   }
 }
 
-test('generated sequences answer as the model, bad input throws a documented code', () => {
-  fc.assert(
-    fc.property(fc.array(ops, { maxLength: 60 }), (steps) => checkSequence(steps, { maxEntries: 10_000 }, false)),
+test('generated sequences answer as the model, bad input throws a documented code', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(ops, { maxLength: 60 }), (steps) => checkSequence(steps, { maxEntries: 10_000 }, false)),
     { numRuns: RUNS },
   );
 });
 
-test('an evicting cache answers only what the model allows and stays within maxEntries', () => {
-  fc.assert(
-    fc.property(fc.array(ops, { maxLength: 60 }), (steps) => checkSequence(steps, { maxEntries: 3 }, true)),
+test('an evicting cache answers only what the model allows and stays within maxEntries', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(ops, { maxLength: 60 }), (steps) => checkSequence(steps, { maxEntries: 3 }, true)),
     { numRuns: RUNS },
   );
 });
