@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use backend_redis::{NodeAddr, RedisConfig, RedisStore};
 use cache_core::{Bytes, CacheStore, ScanCursor};
 use support::redis::{
-    Launcher, launch_cluster_with_replicas, node_connection, role, with_test_settings,
+    Launcher, launch_cluster_with_replicas, node_connection, role, wait_for_replication,
+    with_test_settings,
 };
 
 const KEYS: usize = 3_000;
@@ -199,6 +200,8 @@ fn multi_key_operations_reach_every_shard_after_a_primary_dies() {
         let store = store_for(&primaries).await;
         // The primary serving slot 0 dies; its replica takes over after the node timeout.
         let kill = async {
+            // Redis replicates asynchronously: only writes the replica has are expected to survive.
+            wait_for_replication(primaries[0], replicas[0]).await;
             servers[0].stop().await;
             for _ in 0..400 {
                 if role(replicas[0]).await == "master" {

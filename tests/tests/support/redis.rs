@@ -959,6 +959,30 @@ pub(crate) async fn role(port: u16) -> String {
     }
 }
 
+/// Waits until the replica on `replica` has every write the primary on `primary` has made:
+/// replication is asynchronous, so a primary killed earlier takes its last writes with it.
+pub(crate) async fn wait_for_replication(primary: u16, replica: u16) {
+    for _ in 0..200 {
+        // ROLE on a primary: ["master", offset, [[host, port, acknowledged offset], ...]].
+        let reply: Vec<redis::Value> = redis::cmd("ROLE")
+            .query_async(&mut node_connection(primary).await)
+            .await
+            .unwrap();
+        let offset: i64 = redis::from_redis_value(reply[1].clone()).unwrap();
+        let replicas: Vec<(String, String, String)> =
+            redis::from_redis_value(reply[2].clone()).unwrap();
+        let port = replica.to_string();
+        if replicas
+            .iter()
+            .any(|(_, p, acked)| *p == port && acked.parse::<i64>().is_ok_and(|a| a >= offset))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the replica on {replica} never caught up with {primary}");
+}
+
 /// A 3-primary Cluster with one replica per primary, in sync. Returns the servers (primaries,
 /// then replicas) and the ports of the primaries and of their replicas, pairwise.
 pub(crate) async fn launch_cluster_with_replicas(
