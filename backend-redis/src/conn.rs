@@ -18,8 +18,8 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{
     AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, ConnectionAddr, ConnectionInfo,
-    IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisError, RedisFuture, ServerErrorKind,
-    TlsCertificates, Value,
+    IntoConnectionInfo, Pipeline, ProtocolVersion, RedisConnectionInfo, RedisError, RedisFuture,
+    ServerErrorKind, TlsCertificates, Value,
 };
 use std::time::Instant;
 
@@ -381,7 +381,19 @@ fn certificates(tls: &TlsConfig, on: bool) -> Option<TlsCertificates> {
 
 /// A client for one node, with the config's credentials, TLS settings and `db`.
 pub(crate) fn client_for(config: &RedisConfig, node: &NodeAddr, db: i64) -> Result<Client> {
-    let info = node_info(config, node, db)?;
+    client_speaking(config, node, db, ProtocolVersion::RESP2)
+}
+
+/// [`client_for`], speaking `protocol` (RESP3 for server pushes such as tracking invalidations).
+pub(crate) fn client_speaking(
+    config: &RedisConfig,
+    node: &NodeAddr,
+    db: i64,
+    protocol: ProtocolVersion,
+) -> Result<Client> {
+    let mut info = node_info(config, node, db)?;
+    let settings = info.redis_settings().clone().set_protocol(protocol);
+    info = info.set_redis_settings(settings);
     let client = match certificates(&config.tls_config, config.tls) {
         Some(certs) => Client::build_with_tls(info, certs),
         None => Client::open(info),
@@ -411,7 +423,7 @@ fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
 }
 
 /// The connect and response timeouts of a plain (not reconnecting) connection.
-fn connection_config(config: &RedisConfig) -> AsyncConnectionConfig {
+pub(crate) fn connection_config(config: &RedisConfig) -> AsyncConnectionConfig {
     AsyncConnectionConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))
         .set_response_timeout(Some(config.command_timeout))

@@ -11,6 +11,8 @@ pub use escape::{RawConnection, RedisPipeline, ServerStats};
 mod error;
 mod store;
 mod topology;
+mod tracking;
+pub use tracking::{TRACKING_ORIGIN, TrackingBus};
 
 pub use config::{
     NodeAddr, REDIS_URL_ENV, RedisConfig, RedisConfigBuilder, RedisMode, RetryPolicy, TlsConfig,

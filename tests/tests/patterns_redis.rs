@@ -3,6 +3,7 @@
 
 mod patterns_cases;
 mod support;
+mod tracking_cases;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use backend_memory::MemoryStore;
 use backend_redis::{RedisBus, RedisConfig, RedisStore};
 use cache_core::TieredCache;
-use support::redis::{Launcher, launch_standalone, with_test_settings};
+use support::redis::{Launcher, base_args, free_port, launch_standalone, with_test_settings};
 
 async fn store() -> RedisStore {
     support::redis::standalone().await.redis_store().clone()
@@ -402,6 +403,104 @@ fn a_restart_loses_the_lease_but_fencing_tokens_keep_growing() {
         assert!(!first.release().await.unwrap());
         assert!(second.is_held().await.unwrap());
         assert!(second.release().await.unwrap());
+        server.kill();
+    })
+}
+
+/// A server of this test's own (it is flushed, and its tracking connections killed), and the
+/// config of a store on it.
+async fn private_server() -> (support::redis::Server, u16, RedisConfig) {
+    let (server, port) = launch_standalone(&Launcher::detect()).await;
+    let config = with_test_settings(
+        RedisConfig::builder()
+            .standalone("127.0.0.1", port)
+            .build()
+            .unwrap(),
+    );
+    (server, port, config)
+}
+
+async fn plain_connection(port: u16) -> redis::aio::MultiplexedConnection {
+    support::redis::node_connection(port).await
+}
+
+/// `SET`, `DEL`, `UNLINK` from a plain redis-rs connection, an expiry and `FLUSHALL` reach every
+/// L1 through the tracking bus; another namespace hears none of it.
+#[test]
+fn tracking_bus_hears_writes_made_outside_the_sdk() {
+    cache_conformance::block_on(async {
+        let (mut server, port, config) = private_server().await;
+        tracking_cases::outside_writes_reach_every_l1(&config, plain_connection(port).await, true)
+            .await;
+        server.kill();
+    })
+}
+
+#[test]
+fn tracking_bus_is_armed_again_after_its_connection_drops() {
+    cache_conformance::block_on(async {
+        let (mut server, port, config) = private_server().await;
+        tracking_cases::tracking_is_armed_again_after_its_connection_drops(
+            &config,
+            plain_connection(port).await,
+            vec![plain_connection(port).await],
+        )
+        .await;
+        server.kill();
+    })
+}
+
+#[test]
+fn both_buses_keep_invalidations_in_their_namespace() {
+    cache_conformance::block_on(async {
+        let store = store().await;
+        tracking_cases::both_buses_keep_invalidations_in_their_namespace(store.config()).await
+    })
+}
+
+/// A server whose ACL refuses `CLIENT TRACKING` (as some managed services do): the tracking bus
+/// falls back to pub/sub, says so in the stats, and invalidations still flow.
+#[test]
+fn tracking_bus_falls_back_to_pub_sub_when_tracking_is_refused() {
+    cache_conformance::block_on(async {
+        let port = free_port();
+        let mut args = base_args(port);
+        args.extend(
+            [
+                "--user",
+                "default",
+                "on",
+                "nopass",
+                "~*",
+                "&*",
+                "+@all",
+                "-client|tracking",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        let mut server = Launcher::detect()
+            .start(&args, &[], "Ready to accept connections")
+            .await;
+        support::redis::wait_for_ping(port).await;
+        let config = with_test_settings(
+            RedisConfig::builder()
+                .standalone("127.0.0.1", port)
+                .build()
+                .unwrap(),
+        );
+        let (a, b) = (
+            tracking_cases::tracked(&config, "products").await,
+            tracking_cases::tracked(&config, "products").await,
+        );
+        assert!(a.stats().bus_fell_back && b.stats().bus_fell_back);
+        a.set("k", &1).await.unwrap();
+        tracking_cases::hold(&b, "k", 1).await;
+        a.set("k", &2).await.unwrap();
+        tracking_cases::until("b seeing a's write over pub/sub", async || {
+            b.get::<u32>("k").await.unwrap() == Some(2)
+        })
+        .await;
         server.kill();
     })
 }

@@ -93,6 +93,13 @@ pub trait InvalidationBus: Send + Sync + fmt::Debug {
 
     /// Starts receiving; messages published after this returns are delivered.
     async fn subscribe(&self) -> Result<BoxStream<'static, BusEvent>>;
+
+    /// Whether this bus could not use its own mechanism and carries messages through a fallback
+    /// (e.g. a tracking bus on a server that refuses tracking); shown in
+    /// [`TieredStats::bus_fell_back`](super::TieredStats::bus_fell_back).
+    fn fell_back(&self) -> bool {
+        false
+    }
 }
 
 /// An [`InvalidationBus`] inside one process, for tests and for several caches in one service. Clones

@@ -149,6 +149,9 @@ pub struct TieredStats {
     pub bus_resyncs: u64,
     /// Invalidations this instance failed to publish.
     pub bus_publish_errors: u64,
+    /// Whether the bus fell back to another mechanism than its own (see
+    /// [`InvalidationBus::fell_back`]).
+    pub bus_fell_back: bool,
     /// Entries L1 evicted to stay within its bounds, if it counts them (a `MemoryStore` does).
     pub l1_evictions: Option<u64>,
     /// Entries L1 removed because their TTL passed, if it counts them.
@@ -1130,6 +1133,7 @@ impl<C: Codec> TieredCache<C> {
             bus_messages: load(&s.bus_messages),
             bus_resyncs: load(&s.bus_resyncs),
             bus_publish_errors: load(&s.bus_publish_errors),
+            bus_fell_back: self.core.bus.as_ref().is_some_and(|bus| bus.fell_back()),
             l1_evictions: departures.map(|d| d.evictions),
             l1_expirations: departures.map(|d| d.expirations),
         }
