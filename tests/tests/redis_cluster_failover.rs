@@ -6,6 +6,7 @@
 //! Part of `cargo xtask conformance --backend redis-cluster`.
 
 mod support;
+mod tracking_cases;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -212,5 +213,36 @@ fn multi_key_operations_reach_every_shard_after_a_primary_dies() {
             panic!("the replica on {} never took over", replicas[0]);
         };
         round(&store, "killed", kill).await;
+    })
+}
+
+/// The tracking bus follows a `CLUSTER FAILOVER`: it arms tracking on the promoted node and clears
+/// the L1, then hears outside writes to keys of every shard.
+#[test]
+fn tracking_bus_is_armed_on_the_new_primary_after_a_failover() {
+    let _turn = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    cache_conformance::block_on(async {
+        let launcher = Launcher::detect();
+        let (_servers, primaries, replicas) = launch_cluster_with_replicas(&launcher).await;
+        let config = with_test_settings(
+            RedisConfig::builder()
+                .cluster(primaries.iter().map(|&p| NodeAddr::new("127.0.0.1", p)))
+                .command_timeout(COMMAND_TIMEOUT)
+                .build()
+                .unwrap(),
+        );
+        let writer = redis::cluster::ClusterClient::new(
+            primaries
+                .iter()
+                .map(|p| format!("redis://127.0.0.1:{p}"))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap();
+        tracking_cases::tracking_follows_a_failover(&config, writer, promote(replicas[0])).await;
     })
 }
