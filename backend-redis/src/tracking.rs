@@ -237,16 +237,18 @@ impl Shared {
                 }
             }
         }
-        if self.topology.is_some() {
+        if !matches!(self.config.mode, RedisMode::Standalone(_)) {
+            // The Sentinels may name a new master before the old one is demoted; a Cluster's
+            // primaries change with a failover or a resharding.
             match self.nodes().await {
                 Ok(primaries) => {
                     let armed = session.nodes.iter().map(|(node, _)| node);
                     if !primaries.iter().eq(armed) {
-                        tracing::debug!("the Cluster's primaries changed");
+                        tracing::debug!("the nodes to track changed");
                         return false;
                     }
                 }
-                // A failover under way: arm again once the slots have primaries.
+                // A failover under way: arm again once there is a master for every key.
                 Err(_) => return false,
             }
         }

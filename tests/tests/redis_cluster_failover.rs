@@ -243,6 +243,12 @@ fn tracking_bus_is_armed_on_the_new_primary_after_a_failover() {
         .get_async_connection()
         .await
         .unwrap();
-        tracking_cases::tracking_follows_a_failover(&config, writer, promote(replicas[0])).await;
+        tracking_cases::tracking_follows_a_failover(
+            &config,
+            writer.clone(),
+            writer,
+            promote(replicas[0]),
+        )
+        .await;
     })
 }

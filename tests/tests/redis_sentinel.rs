@@ -3,6 +3,7 @@
 
 mod patterns_cases;
 mod support;
+mod tracking_cases;
 
 use std::time::{Duration, Instant};
 
@@ -46,20 +47,7 @@ fn tiered_instances_stay_coherent() {
 #[test]
 fn store_follows_the_master_after_a_failover() {
     cache_conformance::block_on(async {
-        let launcher = Launcher::detect();
-        let (master_port, replica_port) = (free_port(), free_port());
-        let ready = "Ready to accept connections";
-        let _master = launcher.start(&base_args(master_port), &[], ready).await;
-        let mut replica_args = base_args(replica_port);
-        replica_args.extend([
-            "--replicaof".into(),
-            "127.0.0.1".into(),
-            master_port.to_string(),
-        ]);
-        let _replica = launcher.start(&replica_args, &[], ready).await;
-        wait_for_ping(master_port).await;
-        wait_for_ping(replica_port).await;
-        let (_sentinel, sentinel_port) = launch_sentinel(&launcher, master_port).await;
+        let (_servers, master_port, replica_port, sentinel_port) = launch_master_replica().await;
 
         let config = sentinel_config(sentinel_port)
             .key_prefix(format!("failover{:08x}:", fastrand::u32(..)))
@@ -96,42 +84,7 @@ fn store_follows_the_master_after_a_failover() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
 
-        // Force a failover; Sentinel may need a moment to discover the replica first.
-        let sentinel = sentinel_client(sentinel_port);
-        let mut conn = sentinel.get_multiplexed_async_connection().await.unwrap();
-        let started = Instant::now();
-        loop {
-            let answer: redis::RedisResult<()> = redis::cmd("SENTINEL")
-                .arg("FAILOVER")
-                .arg(MASTER_NAME)
-                .query_async(&mut conn)
-                .await;
-            match answer {
-                Ok(()) => break,
-                Err(e) if started.elapsed() < Duration::from_secs(20) => {
-                    eprintln!("SENTINEL FAILOVER not yet: {e}");
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                Err(e) => panic!("SENTINEL FAILOVER kept failing: {e}"),
-            }
-        }
-        // Wait until Sentinel names the replica as master.
-        loop {
-            let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
-                .arg("GET-MASTER-ADDR-BY-NAME")
-                .arg(MASTER_NAME)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            if addr.is_some_and(|(_, port)| port == replica_port) {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the failover never finished"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        fail_over(sentinel_port, replica_port).await;
 
         // Writes fail for a moment (READONLY or a dropped connection), then reach the new master.
         let switched = Instant::now();
@@ -189,6 +142,101 @@ fn store_follows_the_master_after_a_failover() {
         assert_eq!(heard, message);
         store.clear("").await.unwrap();
     });
+}
+
+/// A master, its replica and a Sentinel watching them, of the calling test's own. Returns the
+/// servers and the ports of the master, the replica and the Sentinel.
+async fn launch_master_replica() -> (Vec<support::redis::Server>, u16, u16, u16) {
+    let launcher = Launcher::detect();
+    let (master_port, replica_port) = (free_port(), free_port());
+    let ready = "Ready to accept connections";
+    let master = launcher.start(&base_args(master_port), &[], ready).await;
+    let mut replica_args = base_args(replica_port);
+    replica_args.extend([
+        "--replicaof".into(),
+        "127.0.0.1".into(),
+        master_port.to_string(),
+    ]);
+    let replica = launcher.start(&replica_args, &[], ready).await;
+    wait_for_ping(master_port).await;
+    wait_for_ping(replica_port).await;
+    let (sentinel, sentinel_port) = launch_sentinel(&launcher, master_port).await;
+    (
+        vec![master, replica, sentinel],
+        master_port,
+        replica_port,
+        sentinel_port,
+    )
+}
+
+/// `SENTINEL FAILOVER`, then waits until the Sentinel names the replica on `replica_port`.
+async fn fail_over(sentinel_port: u16, replica_port: u16) {
+    // Force a failover; Sentinel may need a moment to discover the replica first.
+    let sentinel = sentinel_client(sentinel_port);
+    let mut conn = sentinel.get_multiplexed_async_connection().await.unwrap();
+    let started = Instant::now();
+    loop {
+        let answer: redis::RedisResult<()> = redis::cmd("SENTINEL")
+            .arg("FAILOVER")
+            .arg(MASTER_NAME)
+            .query_async(&mut conn)
+            .await;
+        match answer {
+            Ok(()) => break,
+            Err(e) if started.elapsed() < Duration::from_secs(20) => {
+                eprintln!("SENTINEL FAILOVER not yet: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("SENTINEL FAILOVER kept failing: {e}"),
+        }
+    }
+    // Wait until Sentinel names the replica as master.
+    loop {
+        let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(MASTER_NAME)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if addr.is_some_and(|(_, port)| port == replica_port) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the failover never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The tracking bus on the master the Sentinels name: outside writes, an expiry and `FLUSHALL`
+/// reach every L1; after `SENTINEL FAILOVER` it arms tracking on the new master, clears the L1,
+/// and hears outside writes there.
+#[test]
+fn tracking_bus_hears_outside_writes_and_follows_a_failover() {
+    cache_conformance::block_on(async {
+        let (_servers, master_port, replica_port, sentinel_port) = launch_master_replica().await;
+        let config = sentinel_config(sentinel_port)
+            .key_prefix(format!("tracking{:08x}:", fastrand::u32(..)))
+            .command_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let plain = async |port| support::redis::node_connection(port).await;
+        tracking_cases::outside_writes_reach_every_l1(&config, plain(master_port).await, true)
+            .await;
+        tracking_cases::tracking_follows_a_failover(
+            &config,
+            plain(master_port).await,
+            // Reconnects: Sentinel drops the promoted node's clients.
+            redis::Client::open(("127.0.0.1", replica_port))
+                .unwrap()
+                .get_connection_manager()
+                .await
+                .unwrap(),
+            fail_over(sentinel_port, replica_port),
+        )
+        .await;
+    })
 }
 
 /// The Sentinels have a password: without it, or with a wrong one, `connect` fails at once with an
