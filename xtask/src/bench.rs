@@ -32,6 +32,13 @@ fn bench(sh: &Shell, target: &str) -> Result<()> {
             cmd!(sh, "cargo bench --locked -p examples --bench typed").run()?;
             Ok(())
         }
-        other => bail!("unknown benchmark {other:?}; choose memory, typed, redis, wasm or tiered"),
+        // Starts its own redis-server and a 3-primary Cluster on 127.0.0.1.
+        "coherence" => {
+            cmd!(sh, "cargo bench --locked -p examples --bench coherence").run()?;
+            Ok(())
+        }
+        other => bail!(
+            "unknown benchmark {other:?}; choose memory, typed, redis, wasm, tiered or coherence"
+        ),
     }
 }

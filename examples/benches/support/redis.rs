@@ -8,6 +8,13 @@ use std::time::{Duration, Instant};
 /// A redis-server on a free loopback port, killed on drop.
 pub(crate) struct LocalRedis(Child);
 
+impl LocalRedis {
+    /// Takes charge of a started `redis-server`.
+    pub(crate) fn new(child: Child) -> Self {
+        LocalRedis(child)
+    }
+}
+
 impl Drop for LocalRedis {
     fn drop(&mut self) {
         let _ = self.0.kill();
