@@ -504,3 +504,53 @@ fn tracking_bus_falls_back_to_pub_sub_when_tracking_is_refused() {
         server.kill();
     })
 }
+
+/// Redis is killed and restarted (empty): each tracking bus arms tracking again on the new
+/// process and clears its L1, and an outside write after the restart reaches every L1.
+#[test]
+fn tracking_bus_is_armed_again_after_a_restart() {
+    cache_conformance::block_on(async {
+        let (mut server, port, config) = private_server().await;
+        let (a, b) = (
+            tracking_cases::tracked(&config, "products").await,
+            tracking_cases::tracked(&config, "products").await,
+        );
+        a.set("k", &1).await.unwrap();
+        for cache in [&a, &b] {
+            tracking_cases::until("the set heard", async || cache.stats().bus_messages >= 1).await;
+            tracking_cases::hold(cache, "k", 1).await;
+        }
+        server.stop().await;
+        server.restart(port).await;
+        for cache in [&a, &b] {
+            tracking_cases::until_stat("the resync after the restart", cache, |s| s.bus_resyncs, 0)
+                .await;
+        }
+        let mut writer = plain_connection(port).await;
+        for cache in [&a, &b] {
+            let heard = cache.stats().bus_messages;
+            tracking_cases::seed(
+                &mut writer,
+                &format!("{}products:k", config.key_prefix),
+                2,
+                &[cache],
+            )
+            .await;
+            assert!(cache.stats().bus_messages > heard);
+            tracking_cases::hold(cache, "k", 2).await;
+        }
+        redis::cmd("SET")
+            .arg(format!("{}products:k", config.key_prefix))
+            .arg(3)
+            .exec_async(&mut writer)
+            .await
+            .unwrap();
+        for cache in [&a, &b] {
+            tracking_cases::until("the outside SET after the restart seen", async || {
+                cache.get::<u32>("k").await.unwrap() == Some(3)
+            })
+            .await;
+        }
+        server.kill();
+    })
+}
