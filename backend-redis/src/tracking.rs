@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::RedisBus;
 use crate::config::{NodeAddr, RedisConfig, RedisMode};
-use crate::conn::{client_speaking, connection_config, resolve_master};
+use crate::conn::{SentinelConn, client_speaking, connection_config, resolve_master};
 use crate::error::map_redis_error;
 use crate::topology::Topology;
 
@@ -40,8 +40,9 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// connection, so a dropped connection is always noticed (there is no second connection whose
 /// loss Redis could only report as `tracking-redir-broken`, itself a RESP3 push).
 ///
-/// - **Standalone**: the configured server. **Sentinel**: the master the Sentinels name, asked
-///   again whenever the connection drops or the node stops being a master. **Cluster**: every
+/// - **Standalone**: the configured server. **Sentinel**: the master the Sentinels name; tracking
+///   moves when they announce another one (`+switch-master`), when the node stops being a master,
+///   or when the connection drops. **Cluster**: every
 ///   primary that `CLUSTER SHARDS` lists, since tracking is per node; the list is checked every
 ///   second, and tracking is armed again on the new primaries when it changes.
 /// - **The L1 is cleared** ([`BusEvent::Resync`]) whenever invalidations may have been lost: after
@@ -93,6 +94,9 @@ struct Shared {
     fallback: Option<RedisBus>,
     /// Where a Cluster's primaries are listed.
     topology: Option<Topology>,
+    /// Sentinel: follows the Sentinels' `+switch-master` announcements, so that the check each
+    /// second costs no new connection.
+    sentinel: Option<SentinelConn>,
 }
 
 impl fmt::Debug for TrackingBus {
@@ -120,6 +124,10 @@ impl TrackingBus {
             tracked: format!("{}{namespace_prefix}", config.key_prefix),
             fallback: None,
             topology: matches!(config.mode, RedisMode::Cluster(_)).then(|| Topology::new(config)),
+            sentinel: match config.mode {
+                RedisMode::Sentinel { .. } => Some(SentinelConn::connect(config).await?),
+                _ => None,
+            },
         };
         match shared.arm().await {
             Ok(_) => {}
@@ -237,18 +245,27 @@ impl Shared {
                 }
             }
         }
-        if !matches!(self.config.mode, RedisMode::Standalone(_)) {
-            // The Sentinels may name a new master before the old one is demoted; a Cluster's
-            // primaries change with a failover or a resharding.
+        if let Some(sentinel) = &self.sentinel {
+            // The Sentinels may name a new master before the old one is demoted. Their latest
+            // announcement costs nothing to read; only a disagreement is checked with them.
+            let armed = &session.nodes[0].0;
+            if sentinel.master() != *armed
+                && resolve_master(&self.config).await.ok().as_ref() != Some(armed)
+            {
+                tracing::debug!(%armed, "the Sentinels name another master");
+                return false;
+            }
+        }
+        if self.topology.is_some() {
             match self.nodes().await {
                 Ok(primaries) => {
                     let armed = session.nodes.iter().map(|(node, _)| node);
                     if !primaries.iter().eq(armed) {
-                        tracing::debug!("the nodes to track changed");
+                        tracing::debug!("the Cluster's primaries changed");
                         return false;
                     }
                 }
-                // A failover under way: arm again once there is a master for every key.
+                // A failover under way: arm again once the slots have primaries.
                 Err(_) => return false,
             }
         }
