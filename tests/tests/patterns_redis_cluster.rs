@@ -39,18 +39,7 @@ fn tracking_bus_hears_every_primary_and_is_armed_again_after_a_drop() {
                 .build()
                 .unwrap(),
         );
-        let writer = || async {
-            redis::cluster::ClusterClient::new(
-                ports
-                    .iter()
-                    .map(|p| format!("redis://127.0.0.1:{p}"))
-                    .collect::<Vec<_>>(),
-            )
-            .unwrap()
-            .get_async_connection()
-            .await
-            .unwrap()
-        };
+        let writer = || support::redis::cluster_writer(&ports);
         tracking_cases::outside_writes_reach_every_l1(&config, writer().await, true).await;
         let mut admins = Vec::new();
         for &port in &ports {

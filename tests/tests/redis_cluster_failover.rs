@@ -226,23 +226,8 @@ fn tracking_bus_is_armed_on_the_new_primary_after_a_failover() {
     cache_conformance::block_on(async {
         let launcher = Launcher::detect();
         let (_servers, primaries, replicas) = launch_cluster_with_replicas(&launcher).await;
-        let config = with_test_settings(
-            RedisConfig::builder()
-                .cluster(primaries.iter().map(|&p| NodeAddr::new("127.0.0.1", p)))
-                .command_timeout(COMMAND_TIMEOUT)
-                .build()
-                .unwrap(),
-        );
-        let writer = redis::cluster::ClusterClient::new(
-            primaries
-                .iter()
-                .map(|p| format!("redis://127.0.0.1:{p}"))
-                .collect::<Vec<_>>(),
-        )
-        .unwrap()
-        .get_async_connection()
-        .await
-        .unwrap();
+        let config = store_for(&primaries).await.config().clone();
+        let writer = support::redis::cluster_writer(&primaries).await;
         tracking_cases::tracking_follows_a_failover(
             &config,
             writer.clone(),

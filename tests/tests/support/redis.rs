@@ -947,6 +947,20 @@ pub(crate) async fn node_connection(port: u16) -> redis::aio::MultiplexedConnect
         .unwrap()
 }
 
+/// A plain redis-rs Cluster connection (not the SDK), for writes made outside it.
+pub(crate) async fn cluster_writer(ports: &[u16]) -> redis::cluster_async::ClusterConnection {
+    redis::cluster::ClusterClient::new(
+        ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect::<Vec<_>>(),
+    )
+    .expect("a cluster client")
+    .get_async_connection()
+    .await
+    .expect("a cluster connection")
+}
+
 /// `ROLE` of the node on `port`: "master" or "slave".
 pub(crate) async fn role(port: u16) -> String {
     let role: Vec<redis::Value> = redis::cmd("ROLE")
