@@ -495,6 +495,8 @@ fn tracking_bus_falls_back_to_pub_sub_when_tracking_is_refused() {
         );
         assert!(a.stats().bus_fell_back && b.stats().bus_fell_back);
         a.set("k", &1).await.unwrap();
+        // Let a's announcement reach b first, or it would drop the copy b is about to make.
+        tracking_cases::until_stat("b hearing a's set", &b, |s| s.bus_messages, 0).await;
         tracking_cases::hold(&b, "k", 1).await;
         a.set("k", &2).await.unwrap();
         tracking_cases::until("b seeing a's write over pub/sub", async || {
