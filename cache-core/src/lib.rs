@@ -9,6 +9,8 @@ mod error;
 mod finite;
 mod glob;
 mod handles;
+#[cfg(feature = "tower")]
+pub mod http;
 mod limits;
 pub mod patterns;
 mod shared;

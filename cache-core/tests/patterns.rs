@@ -2,20 +2,21 @@
 //! clock where time matters. The concurrency cases that every backend runs (lock holders never
 //! overlap, rate limits hold under 50 callers) are in `tests/tests/patterns_cases`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use backend_memory::MemoryStore;
-use bytes::Bytes;
 use cache_core::{
-    Cache, CacheStore, Capabilities, Clock, ErrorKind, InProcessBus, KeyTtl, Limits, LockManager,
-    ManualClock, Memoized, OnStoreFailure, RateLimitAlgorithm, RateLimiter, Result, ScanCursor,
-    ScanPage, SetOptions, TieredCache,
+    Cache, Clock, ErrorKind, InProcessBus, KeyTtl, LockManager, ManualClock, Memoized,
+    OnStoreFailure, RateLimitAlgorithm, RateLimiter, Result, SetOptions, TieredCache,
 };
 use futures::channel::oneshot;
 use futures::join;
+
+mod support;
+use support::FlakyStore;
 
 fn manual_store() -> (MemoryStore, ManualClock) {
     let clock = ManualClock::new();
@@ -411,146 +412,6 @@ async fn gcra_admits_exactly_the_limit_in_a_burst() {
 
 // ---------------------------------------------------------------------------------------------
 // Tiered cache
-
-/// An L2 that can be switched off (connection errors) or made to hang, whose replies can be held
-/// back or lost.
-#[derive(Debug, Clone, Default)]
-struct FlakyStore {
-    inner: MemoryStore,
-    down: Arc<AtomicBool>,
-    hang: Arc<AtomicBool>,
-    calls: Arc<AtomicU64>,
-    held_get: HeldReply,
-    held_set: HeldReply,
-    /// `set` writes, then reports a timeout: its reply was lost.
-    lose_set_replies: Arc<AtomicBool>,
-}
-
-/// Once armed, the next call does its work and then waits for the signal before it answers: a slow
-/// reply, so that a test can run other calls in between.
-#[derive(Debug, Clone, Default)]
-struct HeldReply(Arc<Mutex<Option<oneshot::Receiver<()>>>>);
-
-impl HeldReply {
-    /// Holds back the next reply until the returned sender fires.
-    fn arm(&self) -> oneshot::Sender<()> {
-        let (release, held) = oneshot::channel();
-        *self.0.lock().unwrap() = Some(held);
-        release
-    }
-
-    async fn wait(&self) {
-        let held = self.0.lock().unwrap().take();
-        if let Some(held) = held {
-            let _ = held.await;
-        }
-    }
-}
-
-impl FlakyStore {
-    fn over(inner: MemoryStore) -> Self {
-        FlakyStore {
-            inner,
-            ..FlakyStore::default()
-        }
-    }
-
-    async fn check(&self) -> Result<()> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.hang.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-        if self.down.load(Ordering::SeqCst) {
-            return Err(cache_core::Error::new(
-                ErrorKind::Connection,
-                "connection refused",
-            ));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl CacheStore for FlakyStore {
-    fn capabilities(&self) -> Capabilities {
-        CacheStore::capabilities(&self.inner)
-    }
-    fn limits(&self) -> Limits {
-        CacheStore::limits(&self.inner)
-    }
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.check().await?;
-        let read = CacheStore::get(&self.inner, key).await;
-        self.held_get.wait().await;
-        read
-    }
-    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        self.check().await?;
-        CacheStore::get_many(&self.inner, keys).await
-    }
-    async fn set(&self, key: &str, value: Bytes, options: SetOptions) -> Result<bool> {
-        self.check().await?;
-        let written = CacheStore::set(&self.inner, key, value, options).await;
-        self.held_set.wait().await;
-        if self.lose_set_replies.load(Ordering::SeqCst) {
-            return Err(cache_core::Error::new(ErrorKind::Timeout, "reply lost"));
-        }
-        written
-    }
-    async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<()> {
-        self.check().await?;
-        CacheStore::set_many(&self.inner, entries, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<bool> {
-        self.check().await?;
-        CacheStore::delete(&self.inner, key).await
-    }
-    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
-        self.check().await?;
-        CacheStore::delete_many(&self.inner, keys).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool> {
-        self.check().await?;
-        CacheStore::exists(&self.inner, key).await
-    }
-    async fn ttl(&self, key: &str) -> Result<KeyTtl> {
-        self.check().await?;
-        CacheStore::ttl(&self.inner, key).await
-    }
-    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        self.check().await?;
-        CacheStore::expire(&self.inner, key, ttl).await
-    }
-    async fn persist(&self, key: &str) -> Result<bool> {
-        self.check().await?;
-        CacheStore::persist(&self.inner, key).await
-    }
-    async fn incr_by(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
-        self.check().await?;
-        CacheStore::incr_by(&self.inner, key, delta, ttl).await
-    }
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<Bytes>,
-        ttl: Option<Duration>,
-    ) -> Result<bool> {
-        self.check().await?;
-        CacheStore::compare_and_swap(&self.inner, key, expected, new, ttl).await
-    }
-    async fn scan(&self, prefix: &str, cursor: ScanCursor, count: usize) -> Result<ScanPage> {
-        self.check().await?;
-        CacheStore::scan(&self.inner, prefix, cursor, count).await
-    }
-    async fn clear(&self, prefix: &str) -> Result<u64> {
-        self.check().await?;
-        CacheStore::clear(&self.inner, prefix).await
-    }
-    async fn ping(&self) -> Result<()> {
-        self.check().await
-    }
-}
 
 #[tokio::test]
 async fn reads_fill_l1_from_l2_without_outliving_l2() {
