@@ -2,8 +2,11 @@
 //!
 //! - `GET /products/{id}`: cache-aside product lookup through a [`TieredCache`] (local L1 in front of
 //!   a shared L2), loading from the "database" on a miss;
-//! - every route is rate limited per client (`x-client-id` header) and answers `429 Too Many
-//!   Requests` with `Retry-After`;
+//! - every route is rate limited per client (`x-client-id` header) by `cache_core::http`'s
+//!   `RateLimitLayer`: `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` on every
+//!   answer, `429 Too Many Requests` with `Retry-After` over the limit;
+//! - `GET` answers are kept by its `ResponseCacheLayer` (shared by every instance through the
+//!   same L2 and bus) for their `Cache-Control: max-age`, and answered with `Age`;
 //! - `POST /products/{id}/stock` with `{"delta": -1}`: a stock update under a distributed lock, whose
 //!   fencing token the database checks;
 //! - `GET /stats`: the tiered cache's counters.
@@ -19,23 +22,23 @@
 //! curl 127.0.0.1:3000/stats
 //! ```
 //!
-//! Cargo.toml lines it needs: `cache-core`, `backend-memory`, `backend-redis`, `axum = "0.8"`,
+//! Cargo.toml lines it needs: `cache-core` (feature `tower`), `backend-memory`, `backend-redis`, `axum = "0.8"`,
 //! `serde`, `serde_json`, `tokio` (`rt-multi-thread`, `macros`, `net`, `time`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use backend_memory::MemoryStore;
+use cache_core::http::{RateLimitLayer, ResponseCacheLayer};
 use cache_core::{
-    CacheStore, Error, InProcessBus, InvalidationBus, LockManager, RateLimitAlgorithm, RateLimiter,
-    TieredCache,
+    CacheStore, Error, InProcessBus, InvalidationBus, LockManager, OnStoreFailure,
+    RateLimitAlgorithm, RateLimiter, TieredCache,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -112,7 +115,8 @@ impl Database {
 #[derive(Clone)]
 pub struct AppState {
     products: TieredCache,
-    limiter: RateLimiter,
+    /// The cached HTTP answers, to drop a product's when its stock changes.
+    responses: ResponseCacheLayer,
     locks: LockManager,
     db: Arc<Database>,
 }
@@ -162,19 +166,31 @@ pub async fn app(settings: Settings) -> Result<Router, Error> {
         .fail_safe_grace(Duration::from_secs(600))
         .l2_timeout(Duration::from_millis(250))
         .sleeper(tokio::time::sleep)
-        .shared_bus(settings.bus)
+        .shared_bus(settings.bus.clone())
         .build()
         .unwrap();
     tokio::spawn(products.listen().await?.run());
+    // HTTP answers in a namespace of their own, on the same L2 and bus: every instance shares them.
+    let responses = TieredCache::builder(MemoryStore::new(), settings.shared.clone())
+        .namespace("http")
+        .l1_ttl(Duration::from_secs(30))
+        .shared_bus(settings.bus.clone())
+        .build()
+        .unwrap();
+    tokio::spawn(responses.listen().await?.run());
+    let responses = ResponseCacheLayer::new(responses);
+    let limiter = RateLimiter::builder(settings.limits)
+        .namespace("rl:web")
+        .limit(settings.rate_limit)
+        .period(settings.rate_period)
+        .algorithm(RateLimitAlgorithm::Gcra)
+        // The limiter's store is down: serve rather than lock everyone out.
+        .on_store_failure(OnStoreFailure::Allow)
+        .build()
+        .unwrap();
     let state = AppState {
         products,
-        limiter: RateLimiter::builder(settings.limits)
-            .namespace("rl:web")
-            .limit(settings.rate_limit)
-            .period(settings.rate_period)
-            .algorithm(RateLimitAlgorithm::Gcra)
-            .build()
-            .unwrap(),
+        responses: responses.clone(),
         locks: LockManager::builder(settings.locks)
             .lease(Duration::from_secs(5))
             .sleeper(tokio::time::sleep)
@@ -186,8 +202,10 @@ pub async fn app(settings: Settings) -> Result<Router, Error> {
         .route("/products/{id}", get(get_product))
         .route("/products/{id}/stock", post(update_stock))
         .route("/stats", get(stats))
-        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
-        .with_state(state))
+        .with_state(state)
+        // The outer layer counts every request, cached answers included.
+        .layer(responses)
+        .layer(RateLimitLayer::new(limiter, client_id)))
 }
 
 /// An error answer: a status and a JSON message.
@@ -208,61 +226,38 @@ impl IntoResponse for AppError {
 /// The longest `x-client-id` accepted: ids are limiter keys, which have a length limit.
 const MAX_CLIENT_ID: usize = 128;
 
-async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let client = request
-        .headers()
-        .get("x-client-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("anonymous")
-        .to_owned();
-    if client.len() > MAX_CLIENT_ID {
-        return AppError(
-            StatusCode::BAD_REQUEST,
-            format!("x-client-id is longer than {MAX_CLIENT_ID} bytes"),
-        )
-        .into_response();
-    }
-    let decision = match state.limiter.check(&client).await {
-        Ok(decision) => decision,
-        // The limiter's store is down: serve rather than lock everyone out.
-        Err(e) if e.is_retryable() => return next.run(request).await,
-        Err(e) => return AppError::from(e).into_response(),
+/// Whose limit a request counts against: its `x-client-id`, or `anonymous`. A longer id than
+/// [`MAX_CLIENT_ID`] names no usable client: a `400`.
+fn client_id(request: &axum::http::request::Parts) -> Option<String> {
+    let client = match request.headers.get("x-client-id") {
+        Some(id) => id.to_str().ok()?,
+        None => "anonymous",
     };
-    if !decision.allowed {
-        let seconds = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-        let mut response = AppError(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("rate limit of {} exceeded", decision.limit),
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        return response;
-    }
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(
-        "x-ratelimit-remaining",
-        HeaderValue::from(decision.remaining),
-    );
-    response
+    (client.len() <= MAX_CLIENT_ID).then(|| client.to_owned())
 }
 
-async fn get_product(
-    State(state): State<AppState>,
-    Path(id): Path<u64>,
-) -> Result<Json<Product>, AppError> {
+/// Product answers may be reused for this long (a stock update drops them at once).
+const PRODUCT_MAX_AGE: &str = "public, max-age=30";
+
+async fn get_product(State(state): State<AppState>, Path(id): Path<u64>) -> Response {
     let db = state.db.clone();
     // Missing products are cached too (as `null`), so a flood of bad ids does not reach the database.
-    let product: Option<Product> = state
+    let product: Result<Option<Product>, Error> = state
         .products
         .get_or_insert_with(&id.to_string(), None, || async move {
             Ok::<_, Error>(db.read(id).await)
         })
-        .await?;
-    product
-        .map(Json)
-        .ok_or_else(|| AppError(StatusCode::NOT_FOUND, format!("no product {id}")))
+        .await;
+    let mut response = match product {
+        Ok(Some(product)) => Json(product).into_response(),
+        Ok(None) => AppError(StatusCode::NOT_FOUND, format!("no product {id}")).into_response(),
+        Err(e) => return AppError::from(e).into_response(),
+    };
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(PRODUCT_MAX_AGE),
+    );
+    response
 }
 
 /// The body of a stock update.
@@ -310,6 +305,9 @@ async fn update_stock(
             .await
         {
             eprintln!("product {id}: cache write-through failed ({e}); L1 copies were dropped");
+        }
+        if let Err(e) = state.responses.invalidate(&format!("/products/{id}")).await {
+            eprintln!("product {id}: dropping the cached answers failed ({e})");
         }
         Ok(Json(product))
     }
@@ -371,6 +369,16 @@ mod tests {
         body: serde_json::Value,
     }
 
+    impl Reply {
+        /// The value of header `name` (lowercase), if the answer has it.
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+                .map(str::trim)
+        }
+    }
+
     /// One HTTP/1.1 request over a fresh connection, with nothing but tokio.
     async fn request(
         addr: std::net::SocketAddr,
@@ -379,10 +387,22 @@ mod tests {
         client: &str,
         body: &str,
     ) -> Reply {
+        request_with(addr, method, path, client, "", body).await
+    }
+
+    /// [`request`] with `extra` header lines (each ending in `\r\n`).
+    async fn request_with(
+        addr: std::net::SocketAddr,
+        method: &str,
+        path: &str,
+        client: &str,
+        extra: &str,
+        body: &str,
+    ) -> Reply {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let head = format!(
             "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nx-client-id: {client}\r\nconnection: close\r\n\
-             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+             {extra}content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         );
         stream.write_all(head.as_bytes()).await.unwrap();
@@ -414,20 +434,50 @@ mod tests {
         let db = settings.db.clone();
         let addr = serve(settings).await;
 
-        // Cache-aside: the database is read once, then L1 answers.
+        // Cache-aside: the database is read once; the answer is kept, and given again with its Age.
         let first = request(addr, "GET", "/products/1", "a", "").await;
         assert_eq!(first.status, 200);
         assert_eq!(first.body["name"], "desk lamp");
-        assert!(first.headers.contains("x-ratelimit-remaining: 4"));
+        assert_eq!(first.header("ratelimit-limit"), Some("5"));
+        assert_eq!(first.header("ratelimit-remaining"), Some("4"));
+        let reset: u64 = first.header("ratelimit-reset").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&reset), "{reset}");
+        assert_eq!(first.header("cache-control"), Some(PRODUCT_MAX_AGE));
+        assert_eq!(first.header("age"), None, "a fresh answer");
+        let again = request(addr, "GET", "/products/1", "a", "").await;
+        assert_eq!(again.body["stock"], 100);
         assert_eq!(
-            request(addr, "GET", "/products/1", "a", "").await.body["stock"],
-            100
+            again.header("age"),
+            Some("0"),
+            "answered from the response cache"
         );
         assert_eq!(
-            request(addr, "GET", "/products/9", "b", "").await.status,
-            404
+            again.header("ratelimit-remaining"),
+            Some("3"),
+            "cached answers count too"
         );
-        let stats = request(addr, "GET", "/stats", "b", "").await.body;
+        let missing = request(addr, "GET", "/products/9", "b", "").await;
+        assert_eq!(missing.status, 404);
+        assert_eq!(missing.header("cache-control"), Some(PRODUCT_MAX_AGE));
+        // A client that asks for a fresh answer gets one (no Age), from the product cache's L1.
+        let fresh = request_with(
+            addr,
+            "GET",
+            "/products/1",
+            "b",
+            "cache-control: no-cache\r\n",
+            "",
+        )
+        .await;
+        assert_eq!(fresh.status, 200);
+        assert_eq!(fresh.header("age"), None);
+        let stats = request(addr, "GET", "/stats", "b", "").await;
+        assert_eq!(
+            stats.header("age"),
+            None,
+            "/stats says nothing of caching: never kept"
+        );
+        let stats = stats.body;
         assert_eq!(stats["tiered"]["loader_runs"], 2);
         assert_eq!(stats["tiered"]["l1_hits"], 1);
         assert_eq!(db.reads.load(std::sync::atomic::Ordering::Relaxed), 2);
@@ -451,9 +501,11 @@ mod tests {
         for update in updates {
             assert_eq!(update.await.unwrap(), 200);
         }
-        // The cache was written through: the next read sees the new stock without the database.
+        // The cache was written through and the kept answer dropped: the next read sees the new
+        // stock without the database.
         let after = request(addr, "GET", "/products/1", "c", "").await;
         assert_eq!(after.body["stock"], 80);
+        assert_eq!(after.header("age"), None);
         let oversold = request(addr, "POST", "/products/2/stock", "c", r#"{"delta":-6}"#).await;
         assert_eq!(oversold.status, 409);
 
@@ -467,14 +519,14 @@ mod tests {
         let refused = request(addr, "GET", "/products/1", "a", "").await;
         assert_eq!(refused.status, 429);
         let retry_after: u64 = refused
-            .headers
-            .lines()
-            .find_map(|l| l.strip_prefix("retry-after: "))
+            .header("retry-after")
             .expect("a Retry-After header")
-            .trim()
             .parse()
             .unwrap();
         assert!((1..=60).contains(&retry_after), "{retry_after}");
+        assert_eq!(refused.header("ratelimit-limit"), Some("5"));
+        assert_eq!(refused.header("ratelimit-remaining"), Some("0"));
+        assert!(refused.header("ratelimit-reset").is_some());
         // Other clients are unaffected.
         assert_eq!(
             request(addr, "GET", "/products/1", "d", "").await.status,
@@ -606,8 +658,20 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        // The product tier heard a's write-through (and, on the shared channel, the dropped answers).
         let stats = request(b, "GET", "/stats", "y", "").await.body;
-        assert_eq!(stats["tiered"]["bus_messages"], 1, "{stats}");
-        assert!(stats["tiered"]["l1_hits"].as_u64() >= Some(1), "{stats}");
+        assert!(
+            stats["tiered"]["bus_messages"].as_u64() >= Some(1),
+            "{stats}"
+        );
+        // Kept answers are shared: what b kept, a gives without a database read.
+        let reads = db.reads.load(std::sync::atomic::Ordering::Relaxed);
+        let shared = request(a, "GET", "/products/2", "z", "").await;
+        assert_eq!(shared.body["stock"], 3);
+        assert!(
+            shared.header("age").is_some(),
+            "a answered from the shared cache"
+        );
+        assert_eq!(db.reads.load(std::sync::atomic::Ordering::Relaxed), reads);
     }
 }
