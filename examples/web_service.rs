@@ -9,7 +9,9 @@
 //!   same L2 and bus) for their `Cache-Control: max-age`, and answered with `Age`;
 //! - `POST /products/{id}/stock` with `{"delta": -1}`: a stock update under a distributed lock, whose
 //!   fencing token the database checks;
-//! - `GET /stats`: the tiered cache's counters.
+//! - `GET /stats`: the tiered cache's counters;
+//! - `GET /metrics`: every cache's metrics (`cache_core::metrics`, and the Redis store's command
+//!   latencies) in Prometheus text format.
 //!
 //! It runs on the memory backend by default, and on Redis (L2, invalidation bus, locks and rate
 //! limits) when `REDIS_URL` is set:
@@ -36,10 +38,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use backend_memory::MemoryStore;
 use cache_core::http::{RateLimitLayer, ResponseCacheLayer};
+use cache_core::metrics::MetricsReporter;
 use cache_core::{
     CacheStore, Error, InProcessBus, InvalidationBus, LockManager, OnStoreFailure,
     RateLimitAlgorithm, RateLimiter, TieredCache,
 };
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +121,8 @@ pub struct AppState {
     products: TieredCache,
     /// The cached HTTP answers, to drop a product's when its stock changes.
     responses: ResponseCacheLayer,
+    /// The caches whose stats `/metrics` shows.
+    metrics: MetricsReporter,
     locks: LockManager,
     db: Arc<Database>,
 }
@@ -159,7 +165,9 @@ impl Settings {
 
 /// Builds the service and starts applying invalidations from other instances.
 pub async fn app(settings: Settings) -> Result<Router, Error> {
-    let products = TieredCache::builder(MemoryStore::new(), settings.shared.clone())
+    prometheus();
+    let products_l1 = MemoryStore::new();
+    let products = TieredCache::builder(products_l1.clone(), settings.shared.clone())
         .namespace("products")
         .l1_ttl(Duration::from_secs(30))
         .default_ttl(Duration::from_secs(300))
@@ -178,6 +186,11 @@ pub async fn app(settings: Settings) -> Result<Router, Error> {
         .build()
         .unwrap();
     tokio::spawn(responses.listen().await?.run());
+    let metrics = MetricsReporter::new();
+    metrics
+        .register("products", products.clone())
+        .register("products-l1", products_l1)
+        .register("http", responses.clone());
     let responses = ResponseCacheLayer::new(responses);
     let limiter = RateLimiter::builder(settings.limits)
         .namespace("rl:web")
@@ -191,6 +204,7 @@ pub async fn app(settings: Settings) -> Result<Router, Error> {
     let state = AppState {
         products,
         responses: responses.clone(),
+        metrics,
         locks: LockManager::builder(settings.locks)
             .lease(Duration::from_secs(5))
             .sleeper(tokio::time::sleep)
@@ -202,6 +216,7 @@ pub async fn app(settings: Settings) -> Result<Router, Error> {
         .route("/products/{id}", get(get_product))
         .route("/products/{id}/stock", post(update_stock))
         .route("/stats", get(stats))
+        .route("/metrics", get(prometheus_metrics))
         .with_state(state)
         // The outer layer counts every request, cached answers included.
         .layer(responses)
@@ -326,6 +341,26 @@ async fn stats(State(state): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
+/// The process's Prometheus recorder, installed once (every instance of a test process shares it).
+fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        PrometheusBuilder::new()
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}
+
+async fn prometheus_metrics(State(state): State<AppState>) -> Response {
+    state.metrics.report();
+    let mut response = prometheus().render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
+
 /// Memory by default; Redis for the shared store and the bus when `REDIS_URL` is set.
 async fn settings_from_env() -> Result<Settings, Error> {
     let mut settings = Settings::memory();
@@ -367,6 +402,7 @@ mod tests {
         status: u16,
         headers: String,
         body: serde_json::Value,
+        text: String,
     }
 
     impl Reply {
@@ -413,6 +449,7 @@ mod tests {
             status: headers[9..12].parse().unwrap(),
             headers: headers.to_ascii_lowercase(),
             body: serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+            text: body.to_owned(),
         }
     }
 
@@ -532,6 +569,29 @@ mod tests {
             request(addr, "GET", "/products/1", "d", "").await.status,
             200
         );
+
+        // Every cache's metrics, in Prometheus text format.
+        let metrics = request(addr, "GET", "/metrics", "e", "").await;
+        assert_eq!(metrics.status, 200);
+        assert_eq!(
+            metrics.header("content-type"),
+            Some("text/plain; version=0.0.4")
+        );
+        let value = |line_start: &str| -> f64 {
+            metrics
+                .text
+                .lines()
+                .find_map(|line| line.strip_prefix(line_start))
+                .unwrap_or_else(|| panic!("no {line_start} in\n{}", metrics.text))
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(value("cache_loads{cache_name=\"products\"} "), 2.0);
+        assert!(value("cache_l1_hits{cache_name=\"products\"} ") >= 1.0);
+        assert!(value("cache_entries{cache_name=\"products-l1\"} ") >= 1.0);
+        // Kept HTTP answers are hits of the "http" tier.
+        assert!(value("cache_hits{cache_name=\"http\"} ") >= 1.0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

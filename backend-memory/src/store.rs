@@ -929,6 +929,25 @@ impl LocalStore for MemoryStore {
     }
 }
 
+#[cfg(feature = "metrics")]
+impl cache_core::metrics::ReportMetrics for MemoryStore {
+    fn report_metrics(&self, name: &str) {
+        use cache_core::metrics::{
+            CACHE_BYTES, CACHE_ENTRIES, CACHE_EVICTIONS, CACHE_EXPIRATIONS, CACHE_HITS,
+            CACHE_MISSES, set_counter, set_gauge,
+        };
+        let stats = self.stats();
+        set_counter(CACHE_EVICTIONS, name, stats.evictions);
+        set_counter(CACHE_EXPIRATIONS, name, stats.expirations);
+        set_gauge(CACHE_ENTRIES, name, stats.entries as f64);
+        set_gauge(CACHE_BYTES, name, stats.bytes as f64);
+        if stats.hits + stats.misses > 0 {
+            set_counter(CACHE_HITS, name, stats.hits);
+            set_counter(CACHE_MISSES, name, stats.misses);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,6 +92,9 @@ struct Inner {
     scripts: crate::escape::Scripts,
     /// On Cluster: the primaries, asked for directly (see `topology`).
     topology: Option<Topology>,
+    /// The `cache.name` label of this store's metrics: its key prefix, or `redis` without one.
+    #[cfg(feature = "metrics")]
+    metrics_name: Arc<str>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -112,6 +115,8 @@ impl RedisStore {
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         let conn = connect(&config).await?;
         let topology = matches!(config.mode, RedisMode::Cluster(_)).then(|| Topology::new(&config));
+        #[cfg(feature = "metrics")]
+        let config_prefix = config.key_prefix.clone();
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 conn,
@@ -121,6 +126,12 @@ impl RedisStore {
                 cas: Script::new(CAS_SCRIPT),
                 healthy: AtomicBool::new(true),
                 scripts: crate::escape::Scripts::default(),
+                #[cfg(feature = "metrics")]
+                metrics_name: Arc::from(if config_prefix.is_empty() {
+                    "redis"
+                } else {
+                    config_prefix.as_str()
+                }),
             }),
         })
     }
@@ -226,6 +237,46 @@ impl RedisStore {
     /// has failed with a retryable error, commands also wait under an outer timer, which bounds the
     /// wait for a reconnect, until one succeeds again.
     async fn timed<T>(
+        &self,
+        op: &str,
+        key: Option<&str>,
+        work: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T> {
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
+        let result = self.timed_unrecorded(op, key, work).await;
+        #[cfg(feature = "metrics")]
+        self.record(op, started, result.as_ref().err());
+        result
+    }
+
+    /// Records a command's duration (with its `error.type` if it failed) and counts its error.
+    #[cfg(feature = "metrics")]
+    fn record(&self, op: &str, started: std::time::Instant, error: Option<&cache_core::Error>) {
+        use cache_core::metrics::{
+            CACHE_ERRORS, CACHE_NAME, DB_CLIENT_OPERATION_DURATION, DB_OPERATION_NAME,
+            DB_SYSTEM_NAME, ERROR_TYPE,
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let name = metrics::SharedString::from(self.inner.metrics_name.clone());
+        let op = op.to_owned();
+        match error {
+            None => metrics::histogram!(DB_CLIENT_OPERATION_DURATION,
+                DB_SYSTEM_NAME => "redis", DB_OPERATION_NAME => op, CACHE_NAME => name)
+            .record(seconds),
+            Some(error) => {
+                let kind = error.kind().code();
+                metrics::histogram!(DB_CLIENT_OPERATION_DURATION,
+                    DB_SYSTEM_NAME => "redis", DB_OPERATION_NAME => op, CACHE_NAME => name.clone(),
+                    ERROR_TYPE => kind)
+                .record(seconds);
+                metrics::counter!(CACHE_ERRORS, CACHE_NAME => name, ERROR_TYPE => kind)
+                    .increment(1);
+            }
+        }
+    }
+
+    async fn timed_unrecorded<T>(
         &self,
         op: &str,
         key: Option<&str>,

@@ -43,6 +43,26 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// A short snake_case identifier, e.g. `"timeout"`: the `error.type` of metrics and logs.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidKey => "invalid_key",
+            ErrorKind::ValueTooLarge => "value_too_large",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::NotAnInteger => "not_an_integer",
+            ErrorKind::Overflow => "overflow",
+            ErrorKind::Codec => "codec",
+            ErrorKind::Loader => "loader",
+            ErrorKind::Connection => "connection",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Authentication => "authentication",
+            ErrorKind::Config => "config",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::WrongType => "wrong_type",
+            ErrorKind::Backend => "backend",
+        }
+    }
+
     /// Whether an error of this kind is worth retrying by default.
     pub fn is_retryable_by_default(self) -> bool {
         matches!(self, ErrorKind::Connection | ErrorKind::Timeout)

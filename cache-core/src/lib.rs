@@ -12,6 +12,8 @@ mod handles;
 #[cfg(feature = "tower")]
 pub mod http;
 mod limits;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod patterns;
 mod shared;
 mod single_flight;

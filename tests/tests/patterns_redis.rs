@@ -556,3 +556,80 @@ fn tracking_bus_is_armed_again_after_a_restart() {
         server.kill();
     })
 }
+
+/// With the `metrics` feature, every command's duration lands in OpenTelemetry's
+/// `db.client.operation.duration` histogram, labelled with the operation and the store's key
+/// prefix, and a failed command adds its `error.type`, also counted in `cache.errors`.
+#[test]
+fn redis_commands_are_timed_and_errors_counted_by_kind() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let config = cache_conformance::block_on(async { store().await.config().clone() });
+    let recorder = DebuggingRecorder::new();
+    metrics::with_local_recorder(&recorder, || {
+        // One thread, so that the local recorder sees every command.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            use cache_core::CacheStore;
+            let store = RedisStore::connect(config.clone()).await.unwrap();
+            store
+                .set("k", bytes::Bytes::from_static(b"text"), Default::default())
+                .await
+                .unwrap();
+            store.get("k").await.unwrap();
+            store.get("k").await.unwrap();
+            store.get("missing").await.unwrap();
+            let err = store.incr_by("k", 1, None).await.unwrap_err();
+            assert_eq!(err.kind(), cache_core::ErrorKind::NotAnInteger);
+            store.delete("k").await.unwrap();
+        });
+    });
+    let prefix = config.key_prefix.clone();
+    let mut histograms = std::collections::HashMap::new();
+    let mut errors = 0;
+    for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+        let key = key.key();
+        let label = |name: &str| {
+            key.labels()
+                .find(|l| l.key() == name)
+                .map(|l| l.value().to_owned())
+        };
+        assert_eq!(
+            label("cache.name").as_deref(),
+            Some(prefix.as_str()),
+            "{key:?}"
+        );
+        match (key.name(), value) {
+            ("db.client.operation.duration", DebugValue::Histogram(samples)) => {
+                assert_eq!(label("db.system.name").as_deref(), Some("redis"));
+                assert!(
+                    samples
+                        .iter()
+                        .all(|s| s.into_inner() > 0.0 && s.into_inner() < 5.0)
+                );
+                let op = label("db.operation.name").unwrap();
+                histograms.insert((op, label("error.type")), samples.len());
+            }
+            ("cache.errors", DebugValue::Counter(n)) => {
+                assert_eq!(label("error.type").as_deref(), Some("not_an_integer"));
+                errors += n;
+            }
+            (name, _) => panic!("unexpected metric {name}"),
+        }
+    }
+    let count = |op: &str, error: Option<&str>| {
+        histograms
+            .get(&(op.to_owned(), error.map(str::to_owned)))
+            .copied()
+    };
+    assert_eq!(count("get", None), Some(3), "{histograms:?}");
+    assert_eq!(count("set", None), Some(1), "{histograms:?}");
+    assert_eq!(
+        count("incr_by", Some("not_an_integer")),
+        Some(1),
+        "{histograms:?}"
+    );
+    assert_eq!(errors, 1);
+}
