@@ -779,8 +779,12 @@ impl<C: Codec> Cache<C> {
 
     /// Counts an error.
     fn tracked<T>(&self, result: Result<T>) -> Result<T> {
-        if result.is_err() {
-            StatsCounters::add(&self.inner.stats.errors, 1);
+        if let Err(e) = &result {
+            let stats = &self.inner.stats;
+            StatsCounters::add(&stats.errors, 1);
+            if let Some(i) = crate::ErrorKind::ALL.iter().position(|k| *k == e.kind()) {
+                StatsCounters::add(&stats.errors_by_kind[i], 1);
+            }
         }
         result
     }

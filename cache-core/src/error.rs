@@ -43,6 +43,24 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 14] = [
+        ErrorKind::InvalidKey,
+        ErrorKind::ValueTooLarge,
+        ErrorKind::InvalidArgument,
+        ErrorKind::NotAnInteger,
+        ErrorKind::Overflow,
+        ErrorKind::Codec,
+        ErrorKind::Loader,
+        ErrorKind::Connection,
+        ErrorKind::Timeout,
+        ErrorKind::Authentication,
+        ErrorKind::Config,
+        ErrorKind::Unsupported,
+        ErrorKind::WrongType,
+        ErrorKind::Backend,
+    ];
+
     /// A short snake_case identifier, e.g. `"timeout"`: the `error.type` of metrics and logs.
     pub fn code(self) -> &'static str {
         match self {

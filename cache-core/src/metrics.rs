@@ -34,7 +34,7 @@ use std::sync::Arc;
 use metrics::{counter, gauge};
 use parking_lot::Mutex;
 
-use crate::{Cache, Codec, TieredCache};
+use crate::{Cache, Codec, ErrorKind, TieredCache};
 
 /// Label: the name a cache or store was registered under.
 pub const CACHE_NAME: &str = "cache.name";
@@ -57,8 +57,7 @@ pub const CACHE_LOADS: &str = "cache.loads";
 pub const CACHE_SETS: &str = "cache.sets";
 /// Counter: keys deleted.
 pub const CACHE_DELETES: &str = "cache.deletes";
-/// Counter: calls that failed, by [`ERROR_TYPE`] where it is known (else `_OTHER`, as OpenTelemetry
-/// names an unknown error type).
+/// Counter: calls that failed, by [`ERROR_TYPE`].
 pub const CACHE_ERRORS: &str = "cache.errors";
 /// Counter: entries evicted to stay within the bounds.
 pub const CACHE_EVICTIONS: &str = "cache.evictions";
@@ -197,8 +196,12 @@ impl<C: Codec> ReportMetrics for Cache<C> {
         set_counter(CACHE_LOADS, name, stats.loader_runs);
         set_counter(CACHE_SETS, name, stats.sets);
         set_counter(CACHE_DELETES, name, stats.deletes);
-        counter!(CACHE_ERRORS, CACHE_NAME => name.to_owned(), ERROR_TYPE => "_OTHER")
-            .absolute(stats.errors);
+        for (kind, count) in ErrorKind::ALL.iter().zip(stats.errors_by_kind) {
+            if count > 0 {
+                counter!(CACHE_ERRORS, CACHE_NAME => name.to_owned(), ERROR_TYPE => kind.code())
+                    .absolute(count);
+            }
+        }
         if let Some(evictions) = stats.evictions {
             set_counter(CACHE_EVICTIONS, name, evictions);
         }

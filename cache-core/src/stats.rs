@@ -21,6 +21,9 @@ pub struct CacheStats {
     pub loader_runs: u64,
     /// Calls that returned an error.
     pub errors: u64,
+    /// `errors` by kind, indexed as [`ErrorKind::ALL`](crate::ErrorKind::ALL); see
+    /// [`errors_of`](Self::errors_of).
+    pub errors_by_kind: [u64; 14],
     /// Entries the store evicted to stay within its bounds, if it counts them (a `MemoryStore`
     /// does): the whole store's, not only this cache's.
     pub evictions: Option<u64>,
@@ -29,6 +32,14 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
+    /// Calls that returned an error of `kind`.
+    pub fn errors_of(&self, kind: crate::ErrorKind) -> u64 {
+        crate::ErrorKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| self.errors_by_kind[i])
+    }
+
     /// `hits / (hits + misses)`, or 0 when nothing was read.
     pub fn hit_ratio(&self) -> f64 {
         let reads = self.hits + self.misses;
@@ -48,6 +59,7 @@ pub(crate) struct StatsCounters {
     pub(crate) deletes: AtomicU64,
     pub(crate) loader_runs: AtomicU64,
     pub(crate) errors: AtomicU64,
+    pub(crate) errors_by_kind: [AtomicU64; 14],
 }
 
 impl StatsCounters {
@@ -64,6 +76,7 @@ impl StatsCounters {
             deletes: load(&self.deletes),
             loader_runs: load(&self.loader_runs),
             errors: load(&self.errors),
+            errors_by_kind: std::array::from_fn(|i| load(&self.errors_by_kind[i])),
             evictions: None,
             expirations: None,
         }

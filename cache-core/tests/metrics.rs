@@ -84,7 +84,7 @@ fn a_report_holds_the_counts_of_a_known_sequence() {
     expect("cache.misses users", 2.0); // "zz", and "d" before its load
     expect("cache.loads users", 1.0);
     expect("cache.sets users", 4.0); // a, b, c and the loaded d
-    expect("cache.errors _OTHER users", 1.0);
+    expect("cache.errors invalid_key users", 1.0);
     expect("cache.evictions users", 2.0); // the store's: 4 written into 2 places
     expect("cache.evictions users-store", 2.0);
     expect("cache.entries users-store", 2.0);
