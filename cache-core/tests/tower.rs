@@ -662,3 +662,71 @@ async fn a_failing_cache_is_a_miss_never_an_error() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// A shared cache must never hand one client's authorized answer to another (RFC 9111 §3.5):
+/// stored only when the answer says a shared cache may.
+#[tokio::test]
+async fn an_authorized_answer_is_stored_only_if_it_says_it_may_be_shared() {
+    for (cache_control, stored) in [
+        ("max-age=60", false),
+        ("private, max-age=60", false),
+        ("public, max-age=60", true),
+        ("s-maxage=60", true),
+        ("max-age=60, must-revalidate", true),
+    ] {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let layer = ResponseCacheLayer::new(tier(&MemoryStore::new(), &InProcessBus::default()));
+        let mut service = layer.layer(handler(&calls, move |request| {
+            let who = request
+                .headers()
+                .get("authorization")
+                .map_or("anyone".to_owned(), |v| v.to_str().unwrap().to_owned());
+            let mut response = ok(&who);
+            response
+                .headers_mut()
+                .insert("cache-control", cache_control.parse().unwrap());
+            response
+        }));
+        let as_user = |token: &str| {
+            Request::get("/me")
+                .header("authorization", token)
+                .body(Full::default())
+                .unwrap()
+        };
+        let first = service
+            .ready()
+            .await
+            .unwrap()
+            .call(as_user("alice"))
+            .await
+            .unwrap();
+        assert_eq!(body(first).await, "alice");
+        let second = service
+            .ready()
+            .await
+            .unwrap()
+            .call(as_user("bob"))
+            .await
+            .unwrap();
+        let expected = if stored { "alice" } else { "bob" };
+        assert_eq!(body(second).await, expected, "{cache_control}");
+    }
+}
+
+#[tokio::test]
+async fn an_expires_without_max_age_is_not_stored_under_the_default_ttl() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = ResponseCacheLayer::new(tier(&MemoryStore::new(), &InProcessBus::default()))
+        .default_ttl(Duration::from_secs(60));
+    let mut service = layer.layer(handler(&calls, |_| {
+        let mut response = ok("dated");
+        response
+            .headers_mut()
+            .insert("expires", "Thu, 01 Jan 1970 00:00:00 GMT".parse().unwrap());
+        response
+    }));
+    for _ in 0..2 {
+        service.ready().await.unwrap().call(get("/")).await.unwrap();
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}

@@ -11,7 +11,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::stream;
 use http::header::{
-    AGE, CACHE_CONTROL, CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, SET_COOKIE, VARY,
+    AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, EXPIRES, HeaderMap, HeaderName, HeaderValue,
+    SET_COOKIE, VARY,
 };
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame};
@@ -39,7 +40,9 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 ///   names. A response with `Vary: *` is not stored.
 /// - **TTL**: the response's `Cache-Control: s-maxage`, else `max-age`, else the
 ///   [`default_ttl`](Self::default_ttl); with none of them, it is not stored.
-/// - **Never stored**: `Cache-Control: no-store`, `private` or `no-cache`; a `Set-Cookie`; a status
+/// - **Never stored**: `Cache-Control: no-store`, `private` or `no-cache`; a `Set-Cookie`; the answer
+///   to a request with `Authorization`, unless it is `public` (or has `s-maxage` or
+///   `must-revalidate`); an `Expires` without `max-age` (it is not parsed); a status
 ///   that is not cacheable by default (RFC 9110: 200, 203, 204, 300, 301, 308, 404, 405, 410,
 ///   414, 501); a body over [`max_body`](Self::max_body) bytes (it is streamed through as it is).
 /// - **Request directives**: `Cache-Control: no-cache` (or `max-age=0`) skips the lookup and
@@ -309,7 +312,8 @@ impl Shared {
         ResBody: Body<Data = Bytes> + Send + 'static,
         ResBody::Error: Into<BoxError>,
     {
-        let Some(ttl) = self.storable(&response) else {
+        let authorized = request_headers.contains_key(AUTHORIZATION);
+        let Some(ttl) = self.storable(&response, authorized) else {
             return (passthrough(response), None);
         };
         let (parts, body) = response.into_parts();
@@ -346,8 +350,10 @@ impl Shared {
         )
     }
 
-    /// The TTL to store `response` for, or `None` if it must not be stored.
-    fn storable<B: Body>(&self, response: &Response<B>) -> Option<Duration> {
+    /// The TTL to store `response` for, or `None` if it must not be stored. The answer to a request
+    /// with `Authorization` is stored only if it says a shared cache may (`public`, `s-maxage` or
+    /// `must-revalidate`, RFC 9111 §3.5): another client must never get it otherwise.
+    fn storable<B: Body>(&self, response: &Response<B>, authorized: bool) -> Option<Duration> {
         let status = response.status().as_u16();
         if !matches!(
             status,
@@ -363,6 +369,11 @@ impl Shared {
         if directives.no_store || directives.no_cache || directives.private {
             return None;
         }
+        if authorized
+            && !(directives.public || directives.s_maxage.is_some() || directives.must_revalidate)
+        {
+            return None;
+        }
         let length = headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
@@ -373,6 +384,8 @@ impl Shared {
         match directives.s_maxage.or(directives.max_age) {
             Some(0) => None,
             Some(seconds) => Some(Duration::from_secs(seconds)),
+            // `Expires` is not read: rather than outlive it under the default, do not store.
+            None if headers.contains_key(EXPIRES) => None,
             None => self.default_ttl,
         }
     }
@@ -384,6 +397,8 @@ struct Directives {
     no_store: bool,
     no_cache: bool,
     private: bool,
+    public: bool,
+    must_revalidate: bool,
     max_age: Option<u64>,
     s_maxage: Option<u64>,
 }
@@ -405,6 +420,8 @@ impl Directives {
                     "no-store" => directives.no_store = true,
                     "no-cache" => directives.no_cache = true,
                     "private" => directives.private = true,
+                    "public" => directives.public = true,
+                    "must-revalidate" => directives.must_revalidate = true,
                     // An unreadable age is the safe reading: do not reuse.
                     "max-age" => directives.max_age = Some(seconds().unwrap_or(0)),
                     "s-maxage" => directives.s_maxage = Some(seconds().unwrap_or(0)),
