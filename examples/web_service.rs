@@ -43,7 +43,7 @@ use cache_core::{
     CacheStore, Error, InProcessBus, InvalidationBus, LockManager, OnStoreFailure,
     RateLimitAlgorithm, RateLimiter, TieredCache,
 };
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -345,7 +345,16 @@ async fn stats(State(state): State<AppState>) -> Json<serde_json::Value> {
 fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     HANDLE.get_or_init(|| {
+        // Buckets make the command latencies a Prometheus histogram rather than a summary.
+        let seconds = [
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0,
+        ];
         PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(cache_core::metrics::DB_CLIENT_OPERATION_DURATION.to_owned()),
+                &seconds,
+            )
+            .expect("buckets are given")
             .install_recorder()
             .expect("no other metrics recorder is installed")
     })
