@@ -33,6 +33,14 @@ fn handler(
     }))
 }
 
+/// Sends `request` once `service` is ready.
+async fn send<S, B>(service: &mut S, request: Request<Full<Bytes>>) -> Response<B>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
+{
+    service.ready().await.unwrap().call(request).await.unwrap()
+}
+
 fn ok(body: &str) -> Response<Full<Bytes>> {
     Response::new(Full::new(Bytes::from(body.to_owned())))
 }
@@ -89,13 +97,7 @@ async fn rate_limit_headers_on_admitted_and_denied_requests() {
     );
     let mut service = layer.layer(handler(&calls, |_| ok("hello")));
     for remaining in ["1", "0"] {
-        let response = service
-            .ready()
-            .await
-            .unwrap()
-            .call(from("a"))
-            .await
-            .unwrap();
+        let response = send(&mut service, from("a")).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(header(&response, "ratelimit-limit").as_deref(), Some("2"));
         assert_eq!(
@@ -109,13 +111,7 @@ async fn rate_limit_headers_on_admitted_and_denied_requests() {
         assert!((1..=60).contains(&reset), "{reset}");
         assert_eq!(header(&response, "retry-after"), None);
     }
-    let denied = service
-        .ready()
-        .await
-        .unwrap()
-        .call(from("a"))
-        .await
-        .unwrap();
+    let denied = send(&mut service, from("a")).await;
     assert_eq!(denied.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = header(&denied, "retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
@@ -128,13 +124,7 @@ async fn rate_limit_headers_on_admitted_and_denied_requests() {
         "a denied request never reaches the handler"
     );
     // Another client has a limit of its own.
-    let other = service
-        .ready()
-        .await
-        .unwrap()
-        .call(from("b"))
-        .await
-        .unwrap();
+    let other = send(&mut service, from("b")).await;
     assert_eq!(other.status(), StatusCode::OK);
 }
 
@@ -149,7 +139,7 @@ async fn a_client_key_the_limiter_cannot_use_is_a_400() {
     let mut service = layer.layer(handler(&calls, |_| ok("hello")));
     let long = "x".repeat(100);
     for request in [get("/"), from(""), from(&long)] {
-        let response = service.ready().await.unwrap().call(request).await.unwrap();
+        let response = send(&mut service, request).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     }
     assert_eq!(calls.load(Ordering::SeqCst), 0, "never an unlimited pass");
@@ -171,13 +161,7 @@ async fn a_failing_store_fails_open_or_closed_as_chosen() {
         let calls = Arc::new(AtomicUsize::new(0));
         let layer = RateLimitLayer::new(limiter(store.clone(), policy), client_header);
         let mut service = layer.layer(handler(&calls, |_| ok("hello")));
-        let response = service
-            .ready()
-            .await
-            .unwrap()
-            .call(from("a"))
-            .await
-            .unwrap();
+        let response = send(&mut service, from("a")).await;
         assert_eq!(response.status(), status, "{policy:?}");
         assert_eq!(calls.load(Ordering::SeqCst) == 1, passes, "{policy:?}");
         // No count to show while the store is down.
@@ -222,23 +206,11 @@ async fn a_cacheable_get_is_answered_from_the_cache_with_its_age() {
     let layer = ResponseCacheLayer::new(tier(&MemoryStore::new(), &InProcessBus::default()))
         .clock(clock.clone());
     let mut service = layer.layer(handler(&calls, cacheable("fresh", "public, max-age=60")));
-    let first = service
-        .ready()
-        .await
-        .unwrap()
-        .call(get("/a?x=1"))
-        .await
-        .unwrap();
+    let first = send(&mut service, get("/a?x=1")).await;
     assert_eq!(header(&first, "age"), None, "a fresh answer has no Age");
     assert_eq!(body(first).await, "fresh");
     clock.advance(Duration::from_secs(5));
-    let second = service
-        .ready()
-        .await
-        .unwrap()
-        .call(get("/a?x=1"))
-        .await
-        .unwrap();
+    let second = send(&mut service, get("/a?x=1")).await;
     assert_eq!(second.status(), StatusCode::OK);
     assert_eq!(header(&second, "age").as_deref(), Some("5"));
     assert_eq!(
@@ -248,19 +220,13 @@ async fn a_cacheable_get_is_answered_from_the_cache_with_its_age() {
     assert_eq!(body(second).await, "fresh");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     // Another query string, and HEAD, are other responses.
-    service
-        .ready()
-        .await
-        .unwrap()
-        .call(get("/a?x=2"))
-        .await
-        .unwrap();
+    send(&mut service, get("/a?x=2")).await;
     let head = Request::head("/a?x=1").body(Full::default()).unwrap();
-    service.ready().await.unwrap().call(head).await.unwrap();
+    send(&mut service, head).await;
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     // A POST is never answered from the cache.
     let post = Request::post("/a?x=1").body(Full::default()).unwrap();
-    service.ready().await.unwrap().call(post).await.unwrap();
+    send(&mut service, post).await;
     assert_eq!(calls.load(Ordering::SeqCst), 4);
 }
 
@@ -282,7 +248,7 @@ async fn the_ttl_comes_from_s_maxage_then_max_age_then_the_default() {
         }
         let mut service = layer.layer(handler(&calls, cacheable("x", cache_control)));
         for _ in 0..2 {
-            service.ready().await.unwrap().call(get("/")).await.unwrap();
+            send(&mut service, get("/")).await;
         }
         let expected = if stored { 1 } else { 2 };
         assert_eq!(
@@ -323,7 +289,7 @@ async fn never_stores_what_must_not_be_stored() {
         let layer = ResponseCacheLayer::new(tier(&MemoryStore::new(), &InProcessBus::default()));
         let mut service = layer.layer(handler(&calls, with(name, value, status)));
         for _ in 0..2 {
-            let response = service.ready().await.unwrap().call(get("/")).await.unwrap();
+            let response = send(&mut service, get("/")).await;
             assert_eq!(response.status(), status);
             assert_eq!(body(response).await, "secret");
         }
@@ -334,7 +300,7 @@ async fn never_stores_what_must_not_be_stored() {
     let layer = ResponseCacheLayer::new(tier(&MemoryStore::new(), &InProcessBus::default()));
     let mut service = layer.layer(handler(&calls, with("", "", StatusCode::NOT_FOUND)));
     for _ in 0..2 {
-        service.ready().await.unwrap().call(get("/")).await.unwrap();
+        send(&mut service, get("/")).await;
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
@@ -357,95 +323,17 @@ async fn request_directives_no_cache_revalidates_and_no_store_bypasses() {
             .body(Full::default())
             .unwrap()
     };
-    assert_eq!(
-        body(
-            service
-                .ready()
-                .await
-                .unwrap()
-                .call(get("/n"))
-                .await
-                .unwrap()
-        )
-        .await,
-        "1"
-    );
-    assert_eq!(
-        body(
-            service
-                .ready()
-                .await
-                .unwrap()
-                .call(get("/n"))
-                .await
-                .unwrap()
-        )
-        .await,
-        "1"
-    );
+    assert_eq!(body(send(&mut service, get("/n")).await).await, "1");
+    assert_eq!(body(send(&mut service, get("/n")).await).await, "1");
     // no-cache: the handler answers, and its answer replaces the stored one.
-    let fresh = service
-        .ready()
-        .await
-        .unwrap()
-        .call(with("no-cache"))
-        .await
-        .unwrap();
+    let fresh = send(&mut service, with("no-cache")).await;
     assert_eq!(header(&fresh, "age"), None);
     assert_eq!(body(fresh).await, "2");
-    assert_eq!(
-        body(
-            service
-                .ready()
-                .await
-                .unwrap()
-                .call(get("/n"))
-                .await
-                .unwrap()
-        )
-        .await,
-        "2"
-    );
-    assert_eq!(
-        body(
-            service
-                .ready()
-                .await
-                .unwrap()
-                .call(with("max-age=0"))
-                .await
-                .unwrap()
-        )
-        .await,
-        "3"
-    );
+    assert_eq!(body(send(&mut service, get("/n")).await).await, "2");
+    assert_eq!(body(send(&mut service, with("max-age=0")).await).await, "3");
     // no-store: the handler answers, and nothing is stored.
-    assert_eq!(
-        body(
-            service
-                .ready()
-                .await
-                .unwrap()
-                .call(with("no-store"))
-                .await
-                .unwrap()
-        )
-        .await,
-        "4"
-    );
-    assert_eq!(
-        body(
-            service
-                .ready()
-                .await
-                .unwrap()
-                .call(get("/n"))
-                .await
-                .unwrap()
-        )
-        .await,
-        "3"
-    );
+    assert_eq!(body(send(&mut service, with("no-store")).await).await, "4");
+    assert_eq!(body(send(&mut service, get("/n")).await).await, "3");
 }
 
 #[tokio::test]
@@ -470,23 +358,11 @@ async fn vary_keys_responses_by_the_request_headers_it_names() {
             .unwrap()
     };
     for (language, calls_after) in [("en", 1), ("fr", 2), ("en", 2), ("fr", 2)] {
-        let response = service
-            .ready()
-            .await
-            .unwrap()
-            .call(in_language(language))
-            .await
-            .unwrap();
+        let response = send(&mut service, in_language(language)).await;
         assert_eq!(body(response).await, language);
         assert_eq!(calls.load(Ordering::SeqCst), calls_after, "{language}");
     }
-    let response = service
-        .ready()
-        .await
-        .unwrap()
-        .call(get("/greeting"))
-        .await
-        .unwrap();
+    let response = send(&mut service, get("/greeting")).await;
     assert_eq!(body(response).await, "none");
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
@@ -511,24 +387,12 @@ async fn a_body_over_the_bound_is_streamed_through_whole_and_not_stored() {
     };
     let mut service = layer.layer(handler(&calls, answer));
     for _ in 0..2 {
-        let response = service
-            .ready()
-            .await
-            .unwrap()
-            .call(get("/big"))
-            .await
-            .unwrap();
+        let response = send(&mut service, get("/big")).await;
         assert_eq!(body(response).await, big);
     }
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     for _ in 0..2 {
-        service
-            .ready()
-            .await
-            .unwrap()
-            .call(get("/small"))
-            .await
-            .unwrap();
+        send(&mut service, get("/small")).await;
     }
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 
@@ -548,13 +412,7 @@ async fn a_body_over_the_bound_is_streamed_through_whole_and_not_stored() {
     }));
     let expected: String = (0..10).map(|i| format!("chunk{i:02}-")).collect();
     for _ in 0..2 {
-        let response = service
-            .ready()
-            .await
-            .unwrap()
-            .call(get("/stream"))
-            .await
-            .unwrap();
+        let response = send(&mut service, get("/stream")).await;
         assert_eq!(body(response).await, expected);
     }
     assert_eq!(calls.load(Ordering::SeqCst), 2);
@@ -603,21 +461,9 @@ async fn instances_share_responses_and_invalidations() {
     let (calls_a, calls_b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut service_a = a.layer(handler(&calls_a, cacheable("shared", "max-age=60")));
     let mut service_b = b.layer(handler(&calls_b, cacheable("shared", "max-age=60")));
-    service_a
-        .ready()
-        .await
-        .unwrap()
-        .call(get("/p/1"))
-        .await
-        .unwrap();
+    send(&mut service_a, get("/p/1")).await;
     for _ in 0..2 {
-        let response = service_b
-            .ready()
-            .await
-            .unwrap()
-            .call(get("/p/1"))
-            .await
-            .unwrap();
+        let response = send(&mut service_b, get("/p/1")).await;
         assert!(header(&response, "age").is_some());
         assert_eq!(body(response).await, "shared");
     }
@@ -633,13 +479,7 @@ async fn instances_share_responses_and_invalidations() {
     for _ in 0..100 {
         tokio::task::yield_now().await;
     }
-    service_b
-        .ready()
-        .await
-        .unwrap()
-        .call(get("/p/1"))
-        .await
-        .unwrap();
+    send(&mut service_b, get("/p/1")).await;
     assert_eq!(calls_b.load(Ordering::SeqCst), 1);
     listening.abort();
 }
@@ -656,7 +496,7 @@ async fn a_failing_cache_is_a_miss_never_an_error() {
     let mut service =
         ResponseCacheLayer::new(tier).layer(handler(&calls, cacheable("ok", "max-age=60")));
     for _ in 0..2 {
-        let response = service.ready().await.unwrap().call(get("/")).await.unwrap();
+        let response = send(&mut service, get("/")).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(body(response).await, "ok");
     }
@@ -693,21 +533,9 @@ async fn an_authorized_answer_is_stored_only_if_it_says_it_may_be_shared() {
                 .body(Full::default())
                 .unwrap()
         };
-        let first = service
-            .ready()
-            .await
-            .unwrap()
-            .call(as_user("alice"))
-            .await
-            .unwrap();
+        let first = send(&mut service, as_user("alice")).await;
         assert_eq!(body(first).await, "alice");
-        let second = service
-            .ready()
-            .await
-            .unwrap()
-            .call(as_user("bob"))
-            .await
-            .unwrap();
+        let second = send(&mut service, as_user("bob")).await;
         let expected = if stored { "alice" } else { "bob" };
         assert_eq!(body(second).await, expected, "{cache_control}");
     }
@@ -726,7 +554,7 @@ async fn an_expires_without_max_age_is_not_stored_under_the_default_ttl() {
         response
     }));
     for _ in 0..2 {
-        service.ready().await.unwrap().call(get("/")).await.unwrap();
+        send(&mut service, get("/")).await;
     }
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
