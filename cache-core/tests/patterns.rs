@@ -410,6 +410,43 @@ async fn gcra_admits_exactly_the_limit_in_a_burst() {
     }
 }
 
+/// A caller that read the time, then stalled on its way to the store while others admitted and
+/// pruned the log, must not decide at its old time: seen admitting a third request in a window
+/// of 2 (CI: 22 in a window of 20) before the time was read after the state.
+#[tokio::test]
+async fn a_caller_that_stalls_before_reading_the_state_decides_at_the_time_it_reads_it() {
+    for algorithm in [RateLimitAlgorithm::SlidingWindow, RateLimitAlgorithm::Gcra] {
+        let clock = ManualClock::new();
+        let store = FlakyStore::over(MemoryStore::builder().clock(clock.clone()).build().unwrap());
+        let limiter = RateLimiter::builder(store.clone())
+            .limit(2)
+            .period(Duration::from_millis(1_000))
+            .algorithm(algorithm)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        assert!(limiter.check("c").await.unwrap().allowed);
+        assert!(limiter.check("c").await.unwrap().allowed);
+        // The stalled caller: held before its read of the state.
+        let release = store.late_get.arm();
+        let stalled = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.check("c").await.unwrap() })
+        };
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_millis(1_500));
+        assert!(limiter.check("c").await.unwrap().allowed, "{algorithm:?}");
+        release.send(()).unwrap();
+        let stalled = stalled.await.unwrap();
+        // All three of these happen at 1 500 ms: at most two may be admitted.
+        let third = limiter.check("c").await.unwrap();
+        assert!(
+            !(stalled.allowed && third.allowed),
+            "{algorithm:?}: 3 admitted within one period ({stalled:?}, {third:?})"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tiered cache
 

@@ -363,8 +363,11 @@ impl RateLimiter {
         let inner = &self.inner;
         let period = inner.period_millis();
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let now = inner.clock.now_millis();
             let current = inner.store.get(key).await?;
+            // Read after the state, never before: a time read earlier could be older than
+            // admissions that a later caller made, and pruned, meanwhile; the compare-and-swap
+            // then guarantees that nothing changed between this state and the decision.
+            let now = inner.clock.now_millis();
             // Admissions still inside the window (now - period, now]; unreadable state is reset.
             let mut log = current
                 .as_deref()
@@ -430,8 +433,9 @@ impl RateLimiter {
             Duration::from_micros(u64::try_from(ticks.div_ceil(limit)).unwrap_or(u64::MAX))
         };
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let now = u128::from(inner.clock.now_millis()) * 1_000 * limit;
             let current = inner.store.get(key).await?;
+            // After the state, as for the sliding window.
+            let now = u128::from(inner.clock.now_millis()) * 1_000 * limit;
             // The theoretical arrival time, in ticks of the clock. Unreadable state is reset.
             let stored = current
                 .as_deref()

@@ -22,6 +22,8 @@ pub(crate) struct FlakyStore {
     pub(crate) hang: Arc<AtomicBool>,
     pub(crate) calls: Arc<AtomicU64>,
     pub(crate) held_get: HeldReply,
+    /// Holds the next `get` back before it reads: a caller that stalls on its way to the store.
+    pub(crate) late_get: HeldReply,
     pub(crate) held_set: HeldReply,
     /// `set` writes, then reports a timeout: its reply was lost.
     pub(crate) lose_set_replies: Arc<AtomicBool>,
@@ -81,6 +83,7 @@ impl CacheStore for FlakyStore {
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         self.check().await?;
+        self.late_get.wait().await;
         let read = CacheStore::get(&self.inner, key).await;
         self.held_get.wait().await;
         read
