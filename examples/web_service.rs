@@ -424,7 +424,8 @@ mod tests {
         }
     }
 
-    /// One HTTP/1.1 request over a fresh connection, with nothing but tokio.
+    /// One HTTP/1.1 request over a fresh connection, with nothing but tokio. Every instance is
+    /// asked for the same host, as behind a load balancer.
     async fn request(
         addr: std::net::SocketAddr,
         method: &str,
@@ -446,7 +447,7 @@ mod tests {
     ) -> Reply {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nx-client-id: {client}\r\nconnection: close\r\n\
+            "{method} {path} HTTP/1.1\r\nhost: shop.example\r\nx-client-id: {client}\r\nconnection: close\r\n\
              {extra}content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         );

@@ -558,3 +558,44 @@ async fn an_expires_without_max_age_is_not_stored_under_the_default_ttl() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// One service answering two hosts: each host's answer is its own, and an invalidation of the
+/// URI drops both.
+#[tokio::test]
+async fn each_host_has_its_own_answers() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = ResponseCacheLayer::new(tier(&MemoryStore::new(), &InProcessBus::default()));
+    let mut service = layer.clone().layer(handler(&calls, |request| {
+        let host = request.headers()["host"].to_str().unwrap().to_owned();
+        let mut response = ok(&host);
+        response
+            .headers_mut()
+            .insert("cache-control", "max-age=60".parse().unwrap());
+        response
+    }));
+    let on = |host: &str, path: &str| {
+        Request::get(path)
+            .header("host", host)
+            .body(Full::default())
+            .unwrap()
+    };
+    for (host, calls_after) in [
+        ("a.example", 1),
+        ("b.example", 2),
+        ("A.example", 2),
+        ("b.example", 2),
+    ] {
+        let response = send(&mut service, on(host, "/page")).await;
+        // Host names are case-insensitive: "A.example" is answered with a.example's answer.
+        assert_eq!(body(response).await, host.to_ascii_lowercase());
+        assert_eq!(calls.load(Ordering::SeqCst), calls_after, "{host}");
+    }
+    // A URI that extends another's is another URI.
+    send(&mut service, on("a.example", "/page|x")).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(layer.invalidate("/page").await.unwrap() >= 4); // two hosts: index and variant each
+    send(&mut service, on("a.example", "/page|x")).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "/page|x was not dropped");
+    send(&mut service, on("b.example", "/page")).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+}

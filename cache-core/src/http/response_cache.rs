@@ -36,8 +36,8 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 /// A tower [`Layer`] that answers repeated `GET` and `HEAD` requests from a [`TieredCache`], so
 /// that every instance sharing its L2 shares the responses, and invalidations reach every L1.
 ///
-/// - **Key**: the method, the URI, and the values of the request headers the response's `Vary`
-///   names. A response with `Vary: *` is not stored.
+/// - **Key**: the method, the URI, the host, and the values of the request headers the response's
+///   `Vary` names. A response with `Vary: *` is not stored.
 /// - **TTL**: the response's `Cache-Control: s-maxage`, else `max-age`, else the
 ///   [`default_ttl`](Self::default_ttl); with none of them, it is not stored.
 /// - **Never stored**: `Cache-Control: no-store`, `private` or `no-cache`; a `Set-Cookie`; the answer
@@ -157,14 +157,15 @@ impl ResponseCacheLayer {
     }
 
     /// Drops every stored response of `uri` (as the request line has it, e.g. `/products/1?x=2`),
-    /// for `GET` and `HEAD` and every `Vary` variant, on every instance the cache's bus reaches.
+    /// for `GET` and `HEAD`, every host and every `Vary` variant, on every instance the cache's
+    /// bus reaches.
     pub async fn invalidate(&self, uri: &str) -> Result<u64> {
         let mut dropped = 0;
         for method in [Method::GET, Method::HEAD] {
             dropped += self
                 .shared
                 .entries
-                .invalidate_prefix(&primary_key(&method, uri))
+                .invalidate_prefix(&format!("{}|", uri_key(&method, uri)))
                 .await?;
         }
         Ok(dropped)
@@ -247,7 +248,7 @@ impl Shared {
             return Ok(passthrough(inner.call(request).await?));
         }
         let uri = request.uri().to_string();
-        let primary = primary_key(&method, &uri);
+        let primary = primary_key(&method, &uri, &host_of(&request));
         let request_headers = request.headers().clone();
         let revalidate = directives.no_cache || directives.max_age == Some(0);
         if !revalidate {
@@ -451,9 +452,10 @@ fn vary_of(headers: &HeaderMap) -> Vec<String> {
 /// Keys longer than this are hashed (the full identity is kept in the entry and checked).
 const MAX_PLAIN_KEY: usize = 200;
 
-/// The method and URI, or their hash when long.
-fn primary_key(method: &Method, uri: &str) -> String {
-    let plain = format!("{method} {uri}");
+/// The method and URI (a `|` in it written `%7C`, so that `|` ends it), or their hash when long:
+/// what every key of a URI starts with, whatever the host.
+fn uri_key(method: &Method, uri: &str) -> String {
+    let plain = format!("{method} {}", uri.replace('|', "%7C"));
     if plain.len() <= MAX_PLAIN_KEY {
         plain
     } else {
@@ -461,8 +463,33 @@ fn primary_key(method: &Method, uri: &str) -> String {
     }
 }
 
-/// Where the `Vary` names of a method and URI are kept. Every key of a URI starts with
-/// `"{primary}|"`, so that one prefix drops them all (and no other URI's).
+/// The method, URI and host: one service may answer several hosts, and one host's answer must
+/// never be another's.
+fn primary_key(method: &Method, uri: &str, host: &str) -> String {
+    let host = host.to_ascii_lowercase();
+    let host = if host.len() <= MAX_PLAIN_KEY / 2 {
+        host
+    } else {
+        digest(&host)
+    };
+    format!("{}|{host}", uri_key(method, uri))
+}
+
+/// The request's host: the URI's authority, else its `Host` header.
+fn host_of<B>(request: &Request<B>) -> String {
+    request
+        .uri()
+        .authority()
+        .map(|authority| authority.as_str().to_owned())
+        .or_else(|| {
+            let host = request.headers().get(http::header::HOST)?;
+            host.to_str().ok().map(str::to_owned)
+        })
+        .unwrap_or_default()
+}
+
+/// Where the `Vary` names of a method, URI and host are kept. Every key of a URI starts with
+/// `"{uri_key}|"`, so that one prefix drops them all, for every host (and no other URI's).
 fn index_key(primary: &str) -> String {
     format!("{primary}|")
 }
