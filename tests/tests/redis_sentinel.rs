@@ -274,7 +274,8 @@ fn a_sentinel_that_is_down_is_skipped() {
         else {
             panic!("the fixture is in sentinel mode");
         };
-        let down = NodeAddr::new("127.0.0.1", free_port());
+        let (_refusing, port) = support::redis::refusing_port();
+        let down = NodeAddr::new("127.0.0.1", port);
 
         let mut first_down = config.clone();
         first_down.mode = RedisMode::Sentinel {

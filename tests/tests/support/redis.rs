@@ -480,6 +480,17 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port that refuses connections for as long as the returned socket lives: bound, never
+/// listening. (A port from [`free_port`] may be taken meanwhile by a server another test starts.)
+pub(crate) fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(([127, 0, 0, 1], 0).into())
+        .expect("bind 127.0.0.1:0");
+    let port = socket.local_addr().expect("a bound address").port();
+    (socket, port)
+}
+
 /// A unique path in /tmp for a file the server reads (the same path in and out of a container).
 pub(crate) fn tmp_path(name: &str) -> String {
     format!("/tmp/cache-conformance-{}-{name}", std::process::id())
