@@ -843,9 +843,6 @@ impl CacheStore for MemoryStore {
     }
 }
 
-/// Joined keys up to this many bytes are looked up from a stack buffer.
-const JOINED_ON_STACK: usize = 128;
-
 impl MemoryStore {
     /// [`LocalStore::read_now`] of a joined key (valid UTF-8: two strings end to end).
     #[inline]
@@ -898,14 +895,7 @@ impl LocalStore for MemoryStore {
         key: PrefixedKey<'_>,
         read: &mut dyn FnMut(&[u8], Option<&SharedObject>),
     ) -> Result<bool> {
-        let len = key.prefix.len() + key.key.len();
-        if len > JOINED_ON_STACK {
-            return key.with_joined(|full| self.read_joined(full.as_bytes(), read));
-        }
-        let mut joined = [0u8; JOINED_ON_STACK];
-        joined[..key.prefix.len()].copy_from_slice(key.prefix.as_bytes());
-        joined[key.prefix.len()..len].copy_from_slice(key.key.as_bytes());
-        self.read_joined(&joined[..len], read)
+        key.with_joined_bytes(|full| self.read_joined(full, read))
     }
 
     fn set_shared_now(

@@ -12,7 +12,7 @@ use futures::stream::{self, BoxStream};
 use redis::Client;
 use redis::aio::{PubSubSink, PubSubStream};
 
-use crate::config::{NodeAddr, RedisConfig, RedisMode};
+use crate::config::{NodeAddr, RedisConfig, RedisMode, RetryPolicy};
 use crate::conn::{Conn, SentinelConn, client_for, open_manager, resolve_master};
 use crate::error::map_redis_error;
 
@@ -63,8 +63,6 @@ struct Shared {
     channel: String,
     config: RedisConfig,
     nodes: Nodes,
-    min_delay: Duration,
-    max_delay: Duration,
     publisher: RwLock<Publisher>,
     /// Held while the publisher moves to another node, so that concurrent failed publishes move
     /// it once.
@@ -111,8 +109,6 @@ impl RedisBus {
             channel: format!("{}{channel}", config.key_prefix),
             config: config.clone(),
             nodes,
-            min_delay: config.retry.min_delay.max(Duration::from_millis(10)),
-            max_delay: config.retry.max_delay.max(Duration::from_millis(500)),
             publisher: RwLock::new(Publisher {
                 conn,
                 node,
@@ -277,7 +273,7 @@ struct Subscription {
     shared: Weak<Shared>,
     node: usize,
     subscribed: Option<Subscribed>,
-    delay: Duration,
+    backoff: Backoff,
     /// How long a liveness `PING` may go unanswered.
     command_timeout: Duration,
 }
@@ -337,7 +333,7 @@ impl InvalidationBus for RedisBus {
             shared: Arc::downgrade(&self.shared),
             node,
             subscribed: Some(subscribed),
-            delay: self.shared.min_delay,
+            backoff: Backoff::new(&self.shared.config.retry),
             command_timeout: self.shared.config.command_timeout,
         };
         Ok(Box::pin(stream::unfold(state, |mut state| async move {
@@ -364,19 +360,47 @@ impl InvalidationBus for RedisBus {
                 }
                 // Every RedisBus handle is gone: end the stream.
                 let shared = state.shared.upgrade()?;
-                tokio::time::sleep(state.delay.mul_f64(0.5 + jitter() * 0.5)).await;
-                match shared.subscribe_from(state.node).await {
-                    Ok((node, subscribed)) => {
-                        tracing::debug!("invalidation subscription restored");
-                        state.node = node;
-                        state.subscribed = Some(subscribed);
-                        state.delay = shared.min_delay;
-                        return Some((BusEvent::Resync, state));
-                    }
-                    Err(_) => state.delay = (state.delay * 2).min(shared.max_delay),
+                state.backoff.wait().await;
+                if let Ok((node, subscribed)) = shared.subscribe_from(state.node).await {
+                    tracing::debug!("invalidation subscription restored");
+                    state.node = node;
+                    state.subscribed = Some(subscribed);
+                    state.backoff.reset();
+                    return Some((BusEvent::Resync, state));
                 }
             }
         })))
+    }
+}
+
+/// The wait between attempts to restore a bus's connection: the retry policy's minimum (at least
+/// 10 ms) at first, doubling after each attempt up to its maximum (at least 500 ms), with jitter.
+/// A bus retries without giving up.
+pub(crate) struct Backoff {
+    delay: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(retry: &RetryPolicy) -> Self {
+        let min = retry.min_delay.max(Duration::from_millis(10));
+        Backoff {
+            delay: min,
+            min,
+            max: retry.max_delay.max(Duration::from_millis(500)),
+        }
+    }
+
+    /// Sleeps the current delay (jittered), then doubles it.
+    pub(crate) async fn wait(&mut self) {
+        tokio::time::sleep(self.delay.mul_f64(0.5 + jitter() * 0.5)).await;
+        self.delay = (self.delay * 2).min(self.max);
+    }
+
+    /// Back to the minimum, after a success.
+    pub(crate) fn reset(&mut self) {
+        self.delay = self.min;
     }
 }
 

@@ -442,22 +442,12 @@ impl RedisStore {
 
     /// `keys`' positions grouped by Cluster slot, each group for one single-slot command.
     fn slot_groups<'k>(&self, keys: impl Iterator<Item = &'k str>) -> Vec<Vec<usize>> {
-        let mut groups: HashMap<Slot, Vec<usize>> = HashMap::new();
-        let mut order = Vec::new();
-        for (i, key) in keys.enumerate() {
-            let slot = Slot::for_key(self.full_key(key).as_bytes());
-            groups
-                .entry(slot)
-                .or_insert_with(|| {
-                    order.push(slot);
-                    Vec::new()
-                })
-                .push(i);
-        }
-        order
-            .into_iter()
-            .filter_map(|slot| groups.remove(&slot))
-            .collect()
+        by_slot(keys.enumerate(), |(_, key)| {
+            Slot::for_key(self.full_key(key).as_bytes())
+        })
+        .into_iter()
+        .map(|group| group.into_iter().map(|(i, _)| i).collect())
+        .collect()
     }
 
     /// One `SCAN` step: on the standalone/Sentinel server, or on one cluster master.
@@ -485,7 +475,7 @@ impl RedisStore {
     /// Unlinks every key matching the full-key glob `pattern`, on every master, a batch per `SCAN`
     /// step.
     async fn unlink_matching(&self, pattern: &str, op: &str) -> Result<u64> {
-        if self.inner.topology.is_none() {
+        if !self.is_cluster() {
             return self.unlink_scanned(None, pattern, op).await;
         }
         // Every primary, then again wherever slots moved while it was scanned: a slot counts as
@@ -531,11 +521,7 @@ impl RedisStore {
             let (next, keys) = self.scan_step(node, cursor, pattern, CLEAR_BATCH).await?;
             if !keys.is_empty() {
                 let groups: Vec<Vec<&Vec<u8>>> = if node.is_some() {
-                    let mut by_slot: HashMap<Slot, Vec<&Vec<u8>>> = HashMap::new();
-                    for key in &keys {
-                        by_slot.entry(Slot::for_key(key)).or_default().push(key);
-                    }
-                    by_slot.into_values().collect()
+                    by_slot(keys.iter(), |key| Slot::for_key(key))
                 } else {
                     vec![keys.iter().collect()]
                 };
@@ -554,6 +540,20 @@ impl RedisStore {
             cursor = next;
         }
     }
+}
+
+/// `items` grouped by the Cluster slot `slot_of` gives each, groups in order of first appearance.
+fn by_slot<T>(items: impl Iterator<Item = T>, slot_of: impl Fn(&T) -> Slot) -> Vec<Vec<T>> {
+    let mut groups: HashMap<Slot, usize> = HashMap::new();
+    let mut out: Vec<Vec<T>> = Vec::new();
+    for item in items {
+        let at = *groups.entry(slot_of(&item)).or_insert_with(|| {
+            out.push(Vec::new());
+            out.len() - 1
+        });
+        out[at].push(item);
+    }
+    out
 }
 
 /// Where a Cluster `scan` stands: see [`RedisStore::scan`].
@@ -637,8 +637,6 @@ impl ToRedisArgs for KeyArg<'_> {
     }
 }
 
-/// Splits `host:port` (the host may itself hold colons, as in IPv6).
-
 #[async_trait]
 impl CacheStore for RedisStore {
     fn capabilities(&self) -> Capabilities {
@@ -662,7 +660,7 @@ impl CacheStore for RedisStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        if let Conn::Cluster(_) = &self.inner.conn {
+        if self.is_cluster() {
             return self.get_many_by_slot(keys).await;
         }
         let key_bytes = keys.iter().map(|key| self.key_len(key)).sum();
@@ -712,7 +710,7 @@ impl CacheStore for RedisStore {
         }
         let Some(ms) = ttl else {
             // MSET: the later of two equal keys wins. On Cluster one single-slot MSET per slot.
-            if let Conn::Cluster(_) = &self.inner.conn {
+            if self.is_cluster() {
                 let groups = self.slot_groups(entries.iter().map(|(k, _)| *k));
                 let msets = groups.iter().map(|group| {
                     let group: Vec<&(&str, Bytes)> = group.iter().map(|&i| &entries[i]).collect();
@@ -730,19 +728,21 @@ impl CacheStore for RedisStore {
                 .arg(ms)
                 .ignore();
         };
-        if let Conn::Cluster(_) = &self.inner.conn {
+        if self.is_cluster() {
             // A cluster pipeline must stay within one slot: one pipeline per slot, all in parallel.
-            let mut by_slot: HashMap<Slot, Pipeline> = HashMap::new();
-            for (key, value) in entries {
-                let slot = Slot::for_key(self.full_key(key).as_bytes());
-                set_px(by_slot.entry(slot).or_default(), key, value);
-            }
-            try_join_all(
-                by_slot
-                    .values()
-                    .map(|pipe| self.query_pipe(pipe, "set_many")),
-            )
-            .await?;
+            let pipes: Vec<Pipeline> = self
+                .slot_groups(entries.iter().map(|(key, _)| *key))
+                .into_iter()
+                .map(|group| {
+                    let mut pipe = redis::pipe();
+                    for i in group {
+                        let (key, value) = &entries[i];
+                        set_px(&mut pipe, key, value);
+                    }
+                    pipe
+                })
+                .collect();
+            try_join_all(pipes.iter().map(|pipe| self.query_pipe(pipe, "set_many"))).await?;
             return Ok(());
         }
         let mut pipe = redis::pipe();
@@ -765,7 +765,7 @@ impl CacheStore for RedisStore {
         if keys.is_empty() {
             return Ok(0);
         }
-        if let Conn::Cluster(_) = &self.inner.conn {
+        if self.is_cluster() {
             // One single-slot UNLINK per slot.
             let groups = self.slot_groups(keys.iter().copied());
             let unlinks = groups.iter().map(|group| {

@@ -16,6 +16,7 @@ use redis::{ProtocolVersion, PushInfo, PushKind, RedisError, Value};
 use tokio::sync::mpsc;
 
 use crate::RedisBus;
+use crate::bus::Backoff;
 use crate::config::{NodeAddr, RedisConfig, RedisMode};
 use crate::conn::{SentinelConn, client_speaking, connection_config, resolve_master};
 use crate::error::map_redis_error;
@@ -302,7 +303,7 @@ struct Listening {
     shared: Weak<Shared>,
     session: Option<Session>,
     ready: VecDeque<BusEvent>,
-    delay: Duration,
+    backoff: Backoff,
 }
 
 impl Listening {
@@ -364,12 +365,7 @@ impl InvalidationBus for TrackingBus {
             shared: Arc::downgrade(&self.shared),
             session: Some(session),
             ready: VecDeque::new(),
-            delay: self
-                .shared
-                .config
-                .retry
-                .min_delay
-                .max(Duration::from_millis(10)),
+            backoff: Backoff::new(&self.shared.config.retry),
         };
         Ok(Box::pin(stream::unfold(state, |mut state| async move {
             loop {
@@ -392,20 +388,15 @@ impl InvalidationBus for TrackingBus {
                     state.session = None;
                     state.ready.clear();
                 }
-                match shared.arm().await {
-                    Ok(session) => {
-                        tracing::debug!("client tracking armed again");
-                        state.session = Some(session);
-                        state.delay = shared.config.retry.min_delay.max(Duration::from_millis(10));
-                        // Armed first, then the L1 is cleared: no write falls in between.
-                        return Some((BusEvent::Resync, state));
-                    }
-                    Err(_) => {
-                        drop(shared);
-                        tokio::time::sleep(state.delay).await;
-                        state.delay = (state.delay * 2).min(Duration::from_millis(500));
-                    }
+                if let Ok(session) = shared.arm().await {
+                    tracing::debug!("client tracking armed again");
+                    state.session = Some(session);
+                    state.backoff.reset();
+                    // Armed first, then the L1 is cleared: no write falls in between.
+                    return Some((BusEvent::Resync, state));
                 }
+                drop(shared);
+                state.backoff.wait().await;
             }
         })))
     }

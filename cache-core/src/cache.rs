@@ -782,9 +782,7 @@ impl<C: Codec> Cache<C> {
         if let Err(e) = &result {
             let stats = &self.inner.stats;
             StatsCounters::add(&stats.errors, 1);
-            if let Some(i) = crate::ErrorKind::ALL.iter().position(|k| *k == e.kind()) {
-                StatsCounters::add(&stats.errors_by_kind[i], 1);
-            }
+            StatsCounters::add(&stats.errors_by_kind[e.kind() as usize], 1);
         }
         result
     }

@@ -43,7 +43,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// Every kind, in declaration order.
+    /// Every kind, in declaration order: `ALL[kind as usize] == kind`.
     pub const ALL: [ErrorKind; 14] = [
         ErrorKind::InvalidKey,
         ErrorKind::ValueTooLarge,
@@ -210,5 +210,17 @@ impl StdError for Error {
             .source
             .as_ref()
             .map(|s| s.as_ref() as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    #[test]
+    fn every_kind_stands_at_its_own_index_in_all() {
+        for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, i, "{kind:?}");
+        }
     }
 }

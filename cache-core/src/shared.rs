@@ -15,7 +15,7 @@ pub struct PrefixedKey<'a> {
 }
 
 /// Joined keys up to this many bytes are built on the stack.
-const STACK_KEY: usize = 256;
+const STACK_KEY: usize = 128;
 
 impl<'a> PrefixedKey<'a> {
     /// `prefix + key`.
@@ -23,21 +23,31 @@ impl<'a> PrefixedKey<'a> {
         PrefixedKey { prefix, key }
     }
 
-    /// Runs `f` on `prefix + key`, joined in a stack buffer (on the heap only past 256 bytes).
+    /// Runs `f` on `prefix + key`, joined in a stack buffer (on the heap only past 128 bytes).
     #[inline]
     pub fn with_joined<R>(&self, f: impl FnOnce(&str) -> R) -> R {
         if self.prefix.is_empty() {
             return f(self.key);
         }
+        // Two valid UTF-8 strings joined are valid UTF-8.
+        self.with_joined_bytes(|joined| f(std::str::from_utf8(joined).expect("joined UTF-8")))
+    }
+
+    /// [`with_joined`](Self::with_joined) as bytes, for stores that hash and compare keys as bytes
+    /// and so need no UTF-8 check.
+    #[inline]
+    pub fn with_joined_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        if self.prefix.is_empty() {
+            return f(self.key.as_bytes());
+        }
         let len = self.prefix.len() + self.key.len();
         if len > STACK_KEY {
-            return f(&self.joined_on_heap());
+            return f(self.joined_on_heap().as_bytes());
         }
         let mut buf = [0u8; STACK_KEY];
         buf[..self.prefix.len()].copy_from_slice(self.prefix.as_bytes());
         buf[self.prefix.len()..len].copy_from_slice(self.key.as_bytes());
-        // Two valid UTF-8 strings joined are valid UTF-8.
-        f(std::str::from_utf8(&buf[..len]).expect("joined UTF-8"))
+        f(&buf[..len])
     }
 
     #[cold]

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 
+use crate::ErrorKind;
+
 /// A snapshot of a [`Cache`](crate::Cache)'s counters since it was built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -21,9 +23,9 @@ pub struct CacheStats {
     pub loader_runs: u64,
     /// Calls that returned an error.
     pub errors: u64,
-    /// `errors` by kind, indexed as [`ErrorKind::ALL`](crate::ErrorKind::ALL); see
+    /// `errors` by kind, indexed as [`ErrorKind::ALL`]; see
     /// [`errors_of`](Self::errors_of).
-    pub errors_by_kind: [u64; 14],
+    pub errors_by_kind: [u64; ErrorKind::ALL.len()],
     /// Entries the store evicted to stay within its bounds, if it counts them (a `MemoryStore`
     /// does): the whole store's, not only this cache's.
     pub evictions: Option<u64>,
@@ -33,11 +35,8 @@ pub struct CacheStats {
 
 impl CacheStats {
     /// Calls that returned an error of `kind`.
-    pub fn errors_of(&self, kind: crate::ErrorKind) -> u64 {
-        crate::ErrorKind::ALL
-            .iter()
-            .position(|k| *k == kind)
-            .map_or(0, |i| self.errors_by_kind[i])
+    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
+        self.errors_by_kind[kind as usize]
     }
 
     /// `hits / (hits + misses)`, or 0 when nothing was read.
@@ -59,7 +58,7 @@ pub(crate) struct StatsCounters {
     pub(crate) deletes: AtomicU64,
     pub(crate) loader_runs: AtomicU64,
     pub(crate) errors: AtomicU64,
-    pub(crate) errors_by_kind: [AtomicU64; 14],
+    pub(crate) errors_by_kind: [AtomicU64; ErrorKind::ALL.len()],
 }
 
 impl StatsCounters {

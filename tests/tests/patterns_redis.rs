@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use backend_memory::MemoryStore;
 use backend_redis::{RedisBus, RedisConfig, RedisStore};
 use cache_core::TieredCache;
-use support::redis::{Launcher, base_args, free_port, launch_standalone, with_test_settings};
+use support::redis::{
+    Launcher, base_args, free_port, launch_standalone, node_connection, with_test_settings,
+};
 
 async fn store() -> RedisStore {
     support::redis::standalone().await.redis_store().clone()
@@ -411,17 +413,17 @@ fn a_restart_loses_the_lease_but_fencing_tokens_keep_growing() {
 /// config of a store on it.
 async fn private_server() -> (support::redis::Server, u16, RedisConfig) {
     let (server, port) = launch_standalone(&Launcher::detect()).await;
-    let config = with_test_settings(
+    (server, port, config_for(port))
+}
+
+/// The test settings on the standalone server on `port`.
+fn config_for(port: u16) -> RedisConfig {
+    with_test_settings(
         RedisConfig::builder()
             .standalone("127.0.0.1", port)
             .build()
             .unwrap(),
-    );
-    (server, port, config)
-}
-
-async fn plain_connection(port: u16) -> redis::aio::MultiplexedConnection {
-    support::redis::node_connection(port).await
+    )
 }
 
 /// `SET`, `DEL`, `UNLINK` from a plain redis-rs connection, an expiry and `FLUSHALL` reach every
@@ -430,7 +432,7 @@ async fn plain_connection(port: u16) -> redis::aio::MultiplexedConnection {
 fn tracking_bus_hears_writes_made_outside_the_sdk() {
     cache_conformance::block_on(async {
         let (mut server, port, config) = private_server().await;
-        tracking_cases::outside_writes_reach_every_l1(&config, plain_connection(port).await, true)
+        tracking_cases::outside_writes_reach_every_l1(&config, node_connection(port).await, true)
             .await;
         server.kill();
     })
@@ -442,8 +444,8 @@ fn tracking_bus_is_armed_again_after_its_connection_drops() {
         let (mut server, port, config) = private_server().await;
         tracking_cases::tracking_is_armed_again_after_its_connection_drops(
             &config,
-            plain_connection(port).await,
-            vec![plain_connection(port).await],
+            node_connection(port).await,
+            vec![node_connection(port).await],
         )
         .await;
         server.kill();
@@ -483,12 +485,7 @@ fn tracking_bus_falls_back_to_pub_sub_when_tracking_is_refused() {
             .start(&args, &[], "Ready to accept connections")
             .await;
         support::redis::wait_for_ping(port).await;
-        let config = with_test_settings(
-            RedisConfig::builder()
-                .standalone("127.0.0.1", port)
-                .build()
-                .unwrap(),
-        );
+        let config = config_for(port);
         let (a, b) = (
             tracking_cases::tracked(&config, "products").await,
             tracking_cases::tracked(&config, "products").await,
@@ -528,7 +525,7 @@ fn tracking_bus_is_armed_again_after_a_restart() {
             tracking_cases::until_stat("the resync after the restart", cache, |s| s.bus_resyncs, 0)
                 .await;
         }
-        let mut writer = plain_connection(port).await;
+        let mut writer = node_connection(port).await;
         for cache in [&a, &b] {
             let heard = cache.stats().bus_messages;
             tracking_cases::seed(

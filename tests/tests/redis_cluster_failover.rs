@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use backend_redis::{NodeAddr, RedisConfig, RedisStore};
 use cache_core::{Bytes, CacheStore, ScanCursor};
 use support::redis::{
-    Launcher, launch_cluster_with_replicas, node_connection, role, wait_for_replication,
+    Launcher, Server, launch_cluster_with_replicas, node_connection, role, wait_for_replication,
     with_test_settings,
 };
 
@@ -152,9 +152,23 @@ async fn promote(replica: u16) {
     panic!("the replica on {replica} was never promoted");
 }
 
-/// The two tests each start 6 servers; one at a time keeps a loaded CI machine within the
-/// servers' startup timeout.
+/// The tests each start 6 servers; one at a time keeps a loaded CI machine within the servers'
+/// startup timeout.
 static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `test` on a Cluster of its own (3 primaries with a replica each), given its servers (alive
+/// until `test` ends) and the ports of its primaries and replicas, pairwise; one such test at a
+/// time.
+fn on_replicated_cluster(test: impl AsyncFnOnce(&mut [Server], Vec<u16>, Vec<u16>)) {
+    let _turn = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    cache_conformance::block_on(async {
+        let (mut servers, primaries, replicas) =
+            launch_cluster_with_replicas(&Launcher::detect()).await;
+        test(&mut servers, primaries, replicas).await
+    })
+}
 
 async fn store_for(primaries: &[u16]) -> RedisStore {
     let config = RedisConfig::builder()
@@ -169,12 +183,7 @@ async fn store_for(primaries: &[u16]) -> RedisStore {
 
 #[test]
 fn multi_key_operations_reach_every_shard_through_five_failovers() {
-    let _turn = ONE_CLUSTER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    cache_conformance::block_on(async {
-        let launcher = Launcher::detect();
-        let (_servers, primaries, replicas) = launch_cluster_with_replicas(&launcher).await;
+    on_replicated_cluster(async |_, primaries, replicas| {
         let store = store_for(&primaries).await;
         // Each failover swaps a pair's roles; the next one of that pair promotes the other node.
         let mut pairs: Vec<(u16, u16)> = primaries
@@ -192,12 +201,7 @@ fn multi_key_operations_reach_every_shard_through_five_failovers() {
 
 #[test]
 fn multi_key_operations_reach_every_shard_after_a_primary_dies() {
-    let _turn = ONE_CLUSTER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    cache_conformance::block_on(async {
-        let launcher = Launcher::detect();
-        let (mut servers, primaries, replicas) = launch_cluster_with_replicas(&launcher).await;
+    on_replicated_cluster(async |servers, primaries, replicas| {
         let store = store_for(&primaries).await;
         // The primary serving slot 0 dies; its replica takes over after the node timeout.
         let kill = async {
@@ -220,12 +224,7 @@ fn multi_key_operations_reach_every_shard_after_a_primary_dies() {
 /// the L1, then hears outside writes to keys of every shard.
 #[test]
 fn tracking_bus_is_armed_on_the_new_primary_after_a_failover() {
-    let _turn = ONE_CLUSTER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    cache_conformance::block_on(async {
-        let launcher = Launcher::detect();
-        let (_servers, primaries, replicas) = launch_cluster_with_replicas(&launcher).await;
+    on_replicated_cluster(async |_, primaries, replicas| {
         let config = store_for(&primaries).await.config().clone();
         let writer = support::redis::cluster_writer(&primaries).await;
         tracking_cases::tracking_follows_a_failover(

@@ -198,17 +198,22 @@ where
 
 /// Whole seconds, rounded up, at least 1: a client told 0 would retry at once.
 fn seconds(duration: std::time::Duration) -> HeaderValue {
-    let whole = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
-    HeaderValue::from(whole.max(1))
+    HeaderValue::from(whole_seconds(duration).max(1))
+}
+
+/// Whole seconds, rounded up: a client that waits them is never early.
+fn whole_seconds(duration: std::time::Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 fn add_headers<B>(response: &mut Response<B>, decision: &RateLimitDecision) {
     let headers = response.headers_mut();
     headers.insert(RATELIMIT_LIMIT, HeaderValue::from(decision.limit));
     headers.insert(RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
-    let reset = decision.reset_after;
-    let whole = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
-    headers.insert(RATELIMIT_RESET, HeaderValue::from(whole));
+    headers.insert(
+        RATELIMIT_RESET,
+        HeaderValue::from(whole_seconds(decision.reset_after)),
+    );
 }
 
 /// A generated answer with a plain-text body.

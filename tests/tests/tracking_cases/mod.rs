@@ -60,10 +60,13 @@ pub(crate) async fn until_stat(
 }
 
 /// Makes `cache` hold `key` in its L1 with `value`, and checks that it answers from there.
-pub(crate) async fn hold(cache: &TieredCache, key: &str, value: u32) {
-    assert_eq!(cache.get::<u32>(key).await.unwrap(), Some(value));
+pub(crate) async fn hold<T>(cache: &TieredCache, key: &str, value: T)
+where
+    T: serde::de::DeserializeOwned + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
+{
+    assert_eq!(cache.get::<T>(key).await.unwrap().as_ref(), Some(&value));
     let hits = cache.stats().l1_hits;
-    assert_eq!(cache.get::<u32>(key).await.unwrap(), Some(value));
+    assert_eq!(cache.get::<T>(key).await.unwrap().as_ref(), Some(&value));
     assert_eq!(cache.stats().l1_hits, hits + 1, "{key} is in L1");
 }
 
@@ -293,8 +296,8 @@ pub(crate) async fn invalidations_stay_in_their_namespace<F, Fut>(
         two.stats().bus_messages == two_hears && one_again.stats().bus_messages == one_again_hears
     })
     .await;
-    hold_text(&two, "k", &value).await;
-    hold_text(&one_again, "k", &value).await;
+    hold(&two, "k", value.clone()).await;
+    hold(&one_again, "k", value.clone()).await;
 
     let heard_before = two.stats().bus_messages;
     one.invalidate_prefix("").await.unwrap();
@@ -326,20 +329,6 @@ pub(crate) async fn invalidations_stay_in_their_namespace<F, Fut>(
         }
     }
     assert!(messages >= 1, "the bus carried {messages} messages");
-}
-
-/// [`hold`] for a text value.
-async fn hold_text(cache: &TieredCache, key: &str, value: &String) {
-    assert_eq!(
-        cache.get::<String>(key).await.unwrap().as_ref(),
-        Some(value)
-    );
-    let hits = cache.stats().l1_hits;
-    assert_eq!(
-        cache.get::<String>(key).await.unwrap().as_ref(),
-        Some(value)
-    );
-    assert_eq!(cache.stats().l1_hits, hits + 1, "{key} is in L1");
 }
 
 /// `invalidations_stay_in_their_namespace` on both Redis buses.
