@@ -604,6 +604,100 @@ mod tests {
         assert!(value("cache_hits{cache_name=\"http\"} ") >= 1.0);
     }
 
+    /// The response cache's rules over a real axum server: one route per header it acts on, each
+    /// asked twice; a route whose answer was kept is called once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_response_cache_follows_every_header_over_http() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = Arc::new(AtomicUsize::new(0));
+        // `(path, headers of the answer)`.
+        let routes: &[(&str, &[(&str, &str)])] = &[
+            ("/max-age", &[("cache-control", "max-age=60")]),
+            ("/s-maxage", &[("cache-control", "s-maxage=60, max-age=0")]),
+            ("/no-store", &[("cache-control", "no-store, max-age=60")]),
+            ("/private", &[("cache-control", "private, max-age=60")]),
+            (
+                "/cookie",
+                &[("cache-control", "max-age=60"), ("set-cookie", "s=1")],
+            ),
+            (
+                "/vary",
+                &[("cache-control", "max-age=60"), ("vary", "accept-language")],
+            ),
+            (
+                "/vary-star",
+                &[("cache-control", "max-age=60"), ("vary", "*")],
+            ),
+            ("/auth", &[("cache-control", "max-age=60")]),
+            ("/auth-public", &[("cache-control", "public, max-age=60")]),
+        ];
+        let mut router = Router::new();
+        for &(path, headers) in routes {
+            let calls = calls.clone();
+            router = router.route(
+                path,
+                get(move |request: axum::extract::Request| async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let language = request
+                        .headers()
+                        .get("accept-language")
+                        .map_or("none", |v| v.to_str().unwrap_or("?"))
+                        .to_owned();
+                    let mut response = language.into_response();
+                    for (name, value) in headers {
+                        response.headers_mut().insert(
+                            axum::http::HeaderName::from_static(name),
+                            HeaderValue::from_static(value),
+                        );
+                    }
+                    response
+                }),
+            );
+        }
+        let tier = TieredCache::builder(MemoryStore::new(), MemoryStore::new())
+            .namespace("http")
+            .build()
+            .unwrap();
+        let router = router.layer(ResponseCacheLayer::new(tier));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+        let twice = async |path: &str, extra: &str| {
+            let before = calls.load(Ordering::SeqCst);
+            let first = request_with(addr, "GET", path, "t", extra, "").await;
+            let second = request_with(addr, "GET", path, "t", extra, "").await;
+            assert_eq!(first.status, 200, "{path}");
+            assert_eq!(first.text, second.text, "{path}");
+            (calls.load(Ordering::SeqCst) - before, second)
+        };
+        for (path, kept) in [
+            ("/max-age", true),
+            ("/s-maxage", true),
+            ("/no-store", false),
+            ("/private", false),
+            ("/cookie", false),
+            ("/vary-star", false),
+        ] {
+            let (handler_calls, second) = twice(path, "").await;
+            assert_eq!(handler_calls, if kept { 1 } else { 2 }, "{path}");
+            assert_eq!(second.header("age").is_some(), kept, "{path}");
+        }
+        // Vary: one answer per value of the header it names.
+        assert_eq!(twice("/vary", "accept-language: en\r\n").await.0, 1);
+        assert_eq!(twice("/vary", "accept-language: fr\r\n").await.0, 1);
+        let (handler_calls, again) = twice("/vary", "accept-language: en\r\n").await;
+        assert_eq!((handler_calls, again.text.as_str()), (0, "en"));
+        // A request's no-cache reaches the handler even though an answer is kept.
+        let (handler_calls, fresh) = twice("/max-age", "cache-control: no-cache\r\n").await;
+        assert_eq!(handler_calls, 2);
+        assert_eq!(fresh.header("age"), None);
+        // An authorized request's answer is kept only if it may be shared.
+        let bearer = "authorization: Bearer a\r\n";
+        assert_eq!(twice("/auth", bearer).await.0, 2);
+        assert_eq!(twice("/auth-public", bearer).await.0, 1);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn bad_requests_get_4xx_and_leave_the_service_working() {
         let addr = serve(Settings::memory()).await;
